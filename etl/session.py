@@ -1,0 +1,68 @@
+"""Spark session for job scripts: GlueContext's session in AWS Glue, plain local Spark elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LOCAL_SPARK_CONF = {
+    # Small data offline: few shuffle partitions keep local runs fast on 2 cores.
+    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.ui.enabled": "false",
+    "spark.sql.ansi.enabled": "false",
+    "spark.driver.memory": "2g",
+}
+
+
+def running_in_glue() -> bool:
+    try:
+        import awsglue  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def build_spark(app_name: str) -> Any:
+    """Return a SparkSession. In Glue it comes from GlueContext so job bookmarks and metrics work."""
+    if running_in_glue():
+        from awsglue.context import GlueContext
+        from pyspark.context import SparkContext
+
+        glue_context = GlueContext(SparkContext.getOrCreate())
+        spark = glue_context.spark_session
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        return spark
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name).master("local[2]")
+    for key, value in LOCAL_SPARK_CONF.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def parse_job_args(argv: list[str], required: list[str], optional: list[str] = ()) -> dict[str, str]:  # type: ignore[assignment]
+    """Parse Glue-style `--key value` arguments (what `getResolvedOptions` does, without awsglue).
+
+    Glue also passes its own arguments (`--JOB_ID`, `--job-bookmark-option`, ...); they are ignored.
+    A missing required argument raises ValueError naming it.
+    """
+    values: dict[str, str] = {}
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token.startswith("--"):
+            key, _, inline = token[2:].partition("=")
+            if inline:
+                values[key] = inline
+            elif index + 1 < len(argv) and not argv[index + 1].startswith("--"):
+                values[key] = argv[index + 1]
+                index += 1
+            else:
+                values[key] = ""
+        index += 1
+    missing = [name for name in required if not values.get(name)]
+    if missing:
+        raise ValueError(f"missing job argument(s): {', '.join('--' + m for m in missing)}")
+    wanted = set(required) | set(optional)
+    return {k: v for k, v in values.items() if k in wanted}

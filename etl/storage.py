@@ -1,0 +1,124 @@
+"""Object storage behind one interface, so job code never branches on where it runs.
+
+In AWS the lake's URIs are `s3://bucket/key`. Offline, a bucket is a folder: `s3://bucket/key` maps to
+`<lake root>/bucket/key`. Jobs receive the lake root as an explicit `--lake_root` argument (absent in
+Glue), and pass every URI through `Storage.spark_path` before handing it to Spark.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/a/b` -> (`bucket`, `a/b`). Raises ValueError naming the URI when it is not S3."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("s3", "s3a") or not parsed.netloc:
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def join_uri(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts if p)])
+
+
+class Storage(Protocol):
+    def spark_path(self, uri: str) -> str: ...
+    def read_text(self, uri: str) -> str: ...
+    def write_text(self, uri: str, text: str) -> None: ...
+    def exists(self, uri: str) -> bool: ...
+    def list_keys(self, uri: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class LocalStorage:
+    """Buckets as folders under `root`."""
+
+    root: Path
+
+    def local_path(self, uri: str) -> Path:
+        bucket, key = split_s3_uri(uri)
+        return self.root / bucket / key
+
+    def spark_path(self, uri: str) -> str:
+        return self.local_path(uri).as_uri()
+
+    def read_text(self, uri: str) -> str:
+        return self.local_path(uri).read_text(encoding="utf-8")
+
+    def write_text(self, uri: str, text: str) -> None:
+        path = self.local_path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)  # atomic, like an S3 PUT: readers see the old or the new object
+
+    def exists(self, uri: str) -> bool:
+        return self.local_path(uri).exists()
+
+    def list_keys(self, uri: str) -> list[str]:
+        """Object URIs under a prefix, sorted."""
+        base = self.local_path(uri)
+        if base.is_file():
+            return [uri]
+        if not base.is_dir():
+            return []
+        bucket, _ = split_s3_uri(uri)
+        bucket_root = self.root / bucket
+        return sorted(
+            f"s3://{bucket}/{p.relative_to(bucket_root).as_posix()}" for p in base.rglob("*") if p.is_file()
+        )
+
+
+@dataclass(frozen=True)
+class S3Storage:
+    """Real S3 through an injected boto3 client."""
+
+    client: Any
+
+    def spark_path(self, uri: str) -> str:
+        split_s3_uri(uri)
+        return uri
+
+    def read_text(self, uri: str) -> str:
+        bucket, key = split_s3_uri(uri)
+        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+
+    def write_text(self, uri: str, text: str) -> None:
+        bucket, key = split_s3_uri(uri)
+        self.client.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = split_s3_uri(uri)
+        response = self.client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        return response.get("KeyCount", 0) > 0
+
+    def list_keys(self, uri: str) -> list[str]:
+        bucket, prefix = split_s3_uri(uri)
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(f"s3://{bucket}/{o['Key']}" for o in page.get("Contents", []))
+        return sorted(keys)
+
+
+def storage_for(lake_root: str | None, s3_client_factory: Any = None) -> Storage:
+    """LocalStorage when a lake root is given (offline), else S3Storage."""
+    if lake_root:
+        return LocalStorage(Path(lake_root))
+    if s3_client_factory is None:
+        import boto3
+
+        s3_client_factory = lambda: boto3.client("s3")  # noqa: E731
+    return S3Storage(s3_client_factory())
+
+
+def write_json(storage: Storage, uri: str, document: Any) -> None:
+    storage.write_text(uri, json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(storage: Storage, uri: str) -> Any:
+    return json.loads(storage.read_text(uri))
