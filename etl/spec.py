@@ -188,8 +188,9 @@ def parse_dataset(data: Any, source: Path, rules_file: Path | None = None) -> Da
         description=str(data.get("description", "")),
         format=fmt,
         compression=compression,
-        reader_options=tuple(sorted((str(k), str(v).lower() if isinstance(v, bool) else str(v))
-                                    for k, v in reader.items())),
+        reader_options=tuple(
+            sorted((str(k), str(v).lower() if isinstance(v, bool) else str(v)) for k, v in reader.items())
+        ),
         columns=columns,
         primary_key=_parse_key_columns(data, columns, source),
         deduplicate_by=dedupe,

@@ -69,9 +69,7 @@ class LocalStorage:
             return []
         bucket, _ = split_s3_uri(uri)
         bucket_root = self.root / bucket
-        return sorted(
-            f"s3://{bucket}/{p.relative_to(bucket_root).as_posix()}" for p in base.rglob("*") if p.is_file()
-        )
+        return sorted(f"s3://{bucket}/{p.relative_to(bucket_root).as_posix()}" for p in base.rglob("*") if p.is_file())
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""CDK entry point: reads the stage config from cdk.json context and builds the stack.
+
+cdk synth -c stage=prod          # via the CDK CLI
+python app.py -c stage=prod      # without the CLI (what `make synth` and the tests do)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from workflows.config import ConfigError, StageConfig, load_stage
+from workflows.stack import DataLakeStack
+
+REPO_ROOT = Path(__file__).resolve().parent
+
+
+def cli_context(argv: list[str]) -> dict[str, str]:
+    """`-c key=value` pairs, as the CDK CLI accepts them."""
+    context: dict[str, str] = {}
+    for flag, value in zip(argv, argv[1:], strict=False):
+        if flag in ("-c", "--context"):
+            key, sep, val = value.partition("=")
+            if not sep:
+                raise ConfigError(key, "context must be given as -c key=value")
+            context[key] = val
+    return context
+
+
+def build_app(
+    context: dict | None = None, outdir: str | None = None, nag: bool = True
+) -> tuple[cdk.App, DataLakeStack, StageConfig]:
+    """Build the CDK app. `context` overrides cdk.json (the CLI's CDK_CONTEXT_JSON overrides both)."""
+    file_context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    merged = {**file_context, **(context or {})}
+    app = cdk.App(context=merged, outdir=outdir)
+    config = load_stage({key: app.node.try_get_context(key) for key in ("stage", "stages")}, REPO_ROOT / "datasets")
+    stack = DataLakeStack(
+        app,
+        f"DataLake-{config.name}",
+        config=config,
+        repo_root=REPO_ROOT,
+        build_dir=REPO_ROOT / "build",
+        env=cdk.Environment(account=config.account, region=config.region) if config.region else None,
+        description=f"Serverless data lake pipeline ({config.name})",
+    )
+    if nag:
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    return app, stack, config
+
+
+def main(argv: list[str]) -> int:
+    try:
+        app, stack, config = build_app(cli_context(argv), outdir=str(REPO_ROOT / "cdk.out"))
+        assembly = app.synth()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    template = assembly.get_stack_by_name(stack.stack_name).template
+    counts: dict[str, int] = {}
+    for resource in template["Resources"].values():
+        counts[resource["Type"]] = counts.get(resource["Type"], 0) + 1
+    print(f"Synthesized stack {stack.stack_name} (stage {config.name}) to {assembly.directory}")
+    print(f"Datasets: {', '.join(d.name for d in config.datasets)}")
+    for kind, count in sorted(counts.items()):
+        print(f"  {count:3d}  {kind}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,88 @@
+from aws_cdk.assertions import Match
+
+
+def _buckets(template_json):
+    return {k: v for k, v in template_json["Resources"].items() if v["Type"] == "AWS::S3::Bucket"}
+
+
+def test_buckets__all_block_public_access(template_json):
+    buckets = _buckets(template_json)
+    assert len(buckets) == 6
+    for logical_id, bucket in buckets.items():
+        assert bucket["Properties"]["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, logical_id
+
+
+def test_buckets__data_buckets_use_the_lake_kms_key(template_json):
+    kms_buckets = [
+        b for b in _buckets(template_json).values()
+        if b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+            "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    ]  # fmt: skip
+    # raw, staging, curated, assets, athena results; the access-log bucket must be SSE-S3 (S3 requirement)
+    assert len(kms_buckets) == 5
+    for bucket in kms_buckets:
+        rule = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert "Fn::GetAtt" in rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]
+        assert rule["BucketKeyEnabled"] is True
+
+
+def test_key__rotation_enabled(template):
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_bucket_policies__deny_insecure_transport(template_json):
+    policies = [r for r in template_json["Resources"].values() if r["Type"] == "AWS::S3::BucketPolicy"]
+    assert len(policies) == 6
+    for policy in policies:
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+        )
+
+
+def test_raw_bucket__versioned_and_sends_eventbridge_events(template):
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {"VersioningConfiguration": {"Status": "Enabled"}, "LoggingConfiguration": {"LogFilePrefix": "raw/"}},
+    )
+    template.has_resource_properties(
+        "Custom::S3BucketNotifications", {"NotificationConfiguration": {"EventBridgeConfiguration": {}}}
+    )
+
+
+def test_buckets__lifecycle_expires_athena_results(template):
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "LoggingConfiguration": {"LogFilePrefix": "athenaresults/"},
+            "LifecycleConfiguration": {
+                "Rules": Match.array_with([Match.object_like({"ExpirationInDays": 30, "Status": "Enabled"})])
+            },
+        },
+    )
+
+
+def test_removal__dev_stage_opts_into_destroy(template_json):
+    assert {b["DeletionPolicy"] for b in _buckets(template_json).values()} == {"Delete"}
+
+
+def test_removal__prod_stage_retains_buckets_and_key(tmp_path):
+    from aws_cdk.assertions import Template
+
+    from app import build_app
+
+    (
+        _,
+        stack,
+        config,
+    ) = build_app({"stage": "prod"}, outdir=str(tmp_path), nag=False)
+    resources = Template.from_stack(stack).to_json()["Resources"]
+    assert config.destroy_on_removal is False
+    retained = {r["Type"] for r in resources.values() if r.get("DeletionPolicy") == "Retain"}
+    assert {"AWS::S3::Bucket", "AWS::KMS::Key"} <= retained
+    assert not [r for r in resources.values() if r["Type"] == "AWS::S3::Bucket" and r.get("DeletionPolicy") != "Retain"]

@@ -1,0 +1,189 @@
+"""Stage configuration: one frozen, validated object per stage, read from `cdk.json` context.
+
+`cdk.json` holds `context.stages.<name>`; `app.py` picks the stage with `-c stage=<name>`. Every value is
+validated here, at synth time, and an error names the exact key (`stages.prod.batch_window_seconds`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from etl.spec import DatasetSpec, DatasetSpecError, load_datasets
+
+WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ACCOUNT = re.compile(r"^\d{12}$")
+REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,30}$")
+
+
+class ConfigError(ValueError):
+    """The stage configuration in cdk.json is invalid; the message names the key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        super().__init__(f"cdk.json context {key}: {problem}")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Everything that differs between stages. Defaults are the values a dev stage should use."""
+
+    name: str
+    datasets: tuple[DatasetSpec, ...]
+    account: str | None = None
+    region: str | None = None
+    destroy_on_removal: bool = False
+    oncall_emails: tuple[str, ...] = ()
+    oncall_https_endpoints: tuple[str, ...] = ()
+    batch_window_seconds: int = 60
+    batch_size: int = 1000
+    crawler_poll_interval_seconds: int = 30
+    crawler_max_polls: int = 60
+    etl_worker_type: str = "G.1X"
+    etl_number_of_workers: int = 2
+    dq_worker_type: str = "G.1X"
+    dq_number_of_workers: int = 2
+    job_timeout_minutes: int = 60
+    job_max_concurrent_runs: int = 3
+    execution_timeout_minutes: int = 180
+    athena_bytes_scanned_cutoff_mb: int = 10_240
+    log_retention_days: int = 90
+    lineage_url: str | None = None
+
+    def dataset(self, name: str) -> DatasetSpec:
+        for spec in self.datasets:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"unknown dataset {name!r}; configured: {', '.join(d.name for d in self.datasets)}")
+
+
+_INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "batch_window_seconds": (0, 300),  # EventBridge Pipes MaximumBatchingWindowInSeconds
+    "batch_size": (1, 10_000),
+    "crawler_poll_interval_seconds": (5, 600),
+    "crawler_max_polls": (1, 1000),
+    "etl_number_of_workers": (2, 299),
+    "dq_number_of_workers": (2, 299),
+    "job_timeout_minutes": (1, 2880),
+    "job_max_concurrent_runs": (1, 1000),
+    "execution_timeout_minutes": (5, 525_600),
+    "athena_bytes_scanned_cutoff_mb": (10, 10_000_000),
+    "log_retention_days": (1, 3653),
+}
+_KNOWN_KEYS = {
+    "account", "region", "removal_policy", "oncall_emails", "oncall_https_endpoints", "datasets",
+    "etl_worker_type", "dq_worker_type", "lineage_url", *_INT_BOUNDS,
+}  # fmt: skip
+
+
+def _int(raw: Mapping[str, Any], key: str, prefix: str) -> int | None:
+    if key not in raw:
+        return None
+    value = raw[key]
+    low, high = _INT_BOUNDS[key]
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{prefix}.{key}", f"must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _string_list(raw: Mapping[str, Any], key: str, prefix: str, pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
+    values = raw.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{prefix}.{key}", f"must be a list of {what}s")
+    for index, value in enumerate(values):
+        if not pattern.match(value):
+            raise ConfigError(f"{prefix}.{key}[{index}]", f"{value!r} is not a valid {what}")
+    return tuple(values)
+
+
+def _worker(raw: Mapping[str, Any], key: str, prefix: str) -> str | None:
+    if key not in raw:
+        return None
+    if raw[key] not in WORKER_TYPES:
+        raise ConfigError(f"{prefix}.{key}", f"{raw[key]!r} is not one of {', '.join(WORKER_TYPES)}")
+    return str(raw[key])
+
+
+def _optional_match(raw: Mapping[str, Any], key: str, prefix: str, pattern: re.Pattern[str]) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ConfigError(f"{prefix}.{key}", f"{value!r} is not a valid {key}")
+    return value
+
+
+def _datasets(raw: Mapping[str, Any], prefix: str, datasets_root: Path) -> tuple[DatasetSpec, ...]:
+    names = raw.get("datasets")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{prefix}.datasets", "must be a non-empty list of dataset folder names under datasets/")
+    for index, name in enumerate(names):
+        if not (datasets_root / name / "dataset.yaml").is_file():
+            raise ConfigError(f"{prefix}.datasets[{index}]", f"no {datasets_root / name / 'dataset.yaml'}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{prefix}.datasets", "lists a dataset twice")
+    try:
+        return load_datasets(datasets_root, names)
+    except DatasetSpecError as error:
+        raise ConfigError(f"{prefix}.datasets", str(error)) from error
+
+
+def parse_stage(name: str, raw: Any, datasets_root: Path) -> StageConfig:
+    """Validate `context.stages.<name>` and return its StageConfig."""
+    prefix = f"stages.{name}"
+    if not STAGE_NAME.match(name):
+        raise ConfigError("stage", f"{name!r} must start with a letter and use letters, digits and '-'")
+    if not isinstance(raw, Mapping):
+        raise ConfigError(prefix, "must be an object")
+    unknown = sorted(set(raw) - _KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"{prefix}.{unknown[0]}", f"unknown key; known keys: {', '.join(sorted(_KNOWN_KEYS))}")
+    removal = raw.get("removal_policy", "retain")
+    if removal not in ("retain", "destroy"):
+        raise ConfigError(f"{prefix}.removal_policy", f"must be 'retain' or 'destroy', got {removal!r}")
+    lineage_url = raw.get("lineage_url")
+    if lineage_url is not None and not (isinstance(lineage_url, str) and lineage_url.startswith("https://")):
+        raise ConfigError(f"{prefix}.lineage_url", f"must be an https:// URL, got {lineage_url!r}")
+    overrides: dict[str, Any] = {key: value for key in _INT_BOUNDS if (value := _int(raw, key, prefix)) is not None}
+    for key in ("etl_worker_type", "dq_worker_type"):
+        if (worker := _worker(raw, key, prefix)) is not None:
+            overrides[key] = worker
+    config = StageConfig(
+        name=name,
+        datasets=_datasets(raw, prefix, datasets_root),
+        account=_optional_match(raw, "account", prefix, ACCOUNT),
+        region=_optional_match(raw, "region", prefix, REGION),
+        destroy_on_removal=removal == "destroy",
+        oncall_emails=_string_list(raw, "oncall_emails", prefix, EMAIL, "email address"),
+        oncall_https_endpoints=_string_list(
+            raw, "oncall_https_endpoints", prefix, re.compile(r"^https://\S+$"), "https:// URL"
+        ),
+        lineage_url=lineage_url,
+        **overrides,
+    )
+    polling_minutes = config.crawler_poll_interval_seconds * config.crawler_max_polls / 60
+    if polling_minutes >= config.execution_timeout_minutes:
+        raise ConfigError(
+            f"{prefix}.crawler_max_polls",
+            f"crawler polling may take {polling_minutes:.0f} min, longer than execution_timeout_minutes "
+            f"({config.execution_timeout_minutes})",
+        )
+    return config
+
+
+def load_stage(context: Mapping[str, Any], datasets_root: Path, stage: str | None = None) -> StageConfig:
+    """Pick `stage` (default: context `stage`) from context `stages` and validate it."""
+    stages = context.get("stages")
+    if not isinstance(stages, Mapping) or not stages:
+        raise ConfigError("stages", "missing: define at least one stage under context.stages in cdk.json")
+    name = stage or context.get("stage")
+    if not name:
+        raise ConfigError("stage", f"not set; pass -c stage=<name> with one of: {', '.join(stages)}")
+    if name not in stages:
+        raise ConfigError("stage", f"unknown stage {name!r}; defined stages: {', '.join(stages)}")
+    return parse_stage(str(name), stages[name], datasets_root)
