@@ -18,6 +18,8 @@ WORKER_TYPES = ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ACCOUNT = re.compile(r"^\d{12}$")
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)  # fmt: skip
 STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,30}$")
 
 
@@ -166,6 +168,11 @@ def parse_stage(name: str, raw: Any, datasets_root: Path) -> StageConfig:
         lineage_url=lineage_url,
         **overrides,
     )
+    if config.log_retention_days not in LOG_RETENTION_DAYS:
+        raise ConfigError(
+            f"{prefix}.log_retention_days",
+            f"{config.log_retention_days} is not a CloudWatch retention; use one of {LOG_RETENTION_DAYS}",
+        )
     polling_minutes = config.crawler_poll_interval_seconds * config.crawler_max_polls / 60
     if polling_minutes >= config.execution_timeout_minutes:
         raise ConfigError(

@@ -11,6 +11,7 @@ from workflows.analytics import LakeAnalytics
 from workflows.catalog import LakeCatalog
 from workflows.config import StageConfig
 from workflows.jobs import LakeJobs
+from workflows.monitoring import LakeMonitoring, QueuePair
 from workflows.nag import (
     KMS_ACTIONS,
     S3_READ_ACTIONS,
@@ -20,7 +21,9 @@ from workflows.nag import (
     arn_finding,
 )
 from workflows.notifications import LakeNotifications
+from workflows.pipeline import LakePipeline
 from workflows.storage import LakeStorage
+from workflows.trigger import DatasetTrigger
 
 
 class DataLakeStack(Stack):
@@ -83,6 +86,48 @@ class DataLakeStack(Stack):
             key=self.storage.key,
             oncall_emails=config.oncall_emails,
             oncall_https_endpoints=config.oncall_https_endpoints,
+        )
+        self.pipeline = LakePipeline(
+            self,
+            "Pipeline",
+            datasets=config.datasets,
+            crawlers=self.catalog.crawlers,
+            curated_tables=self.catalog.curated_tables,
+            curated_database_name=self.catalog.curated_database_name,
+            etl_job=self.jobs.etl_job,
+            dq_job=self.jobs.dq_job,
+            staging_bucket=self.storage.staging,
+            curated_bucket=self.storage.curated,
+            topic=self.notifications.pipeline_topic,
+            key=self.storage.key,
+            poll_interval_seconds=config.crawler_poll_interval_seconds,
+            max_polls=config.crawler_max_polls,
+            execution_timeout_minutes=config.execution_timeout_minutes,
+            log_retention_days=config.log_retention_days,
+        )
+        self.triggers = {
+            spec.name: DatasetTrigger(
+                self,
+                f"Trigger-{spec.name}",
+                dataset=spec,
+                raw_bucket=self.storage.raw,
+                state_machine=self.pipeline.state_machine,
+                key=self.storage.key,
+                batch_window_seconds=config.batch_window_seconds,
+                batch_size=config.batch_size,
+            )
+            for spec in config.datasets
+        }
+        self.monitoring = LakeMonitoring(
+            self,
+            "Monitoring",
+            state_machine=self.pipeline.state_machine,
+            etl_job=self.jobs.etl_job,
+            dq_job=self.jobs.dq_job,
+            queues=[QueuePair(name, t.queue, t.dead_letter_queue) for name, t in self.triggers.items()],
+            datasets=config.datasets,
+            oncall_topic=self.notifications.oncall_topic,
+            batch_window_seconds=config.batch_window_seconds,
         )
         self._acknowledge_cdk_singletons()
 

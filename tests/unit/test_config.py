@@ -55,6 +55,7 @@ def test_parse_stage__defaults_are_safe():
         (_stage(datasets=["nope"]), "stages.qa.datasets[0]", "nope/dataset.yaml"),
         (_stage(datasets=["orders", "orders"]), "stages.qa.datasets", "twice"),
         (_stage(bacth_window_seconds=60), "stages.qa.bacth_window_seconds", "unknown key"),
+        (_stage(log_retention_days=100), "stages.qa.log_retention_days", "not a CloudWatch retention"),
         (_stage(lineage_url="http://x"), "stages.qa.lineage_url", "https://"),
         (
             _stage(crawler_poll_interval_seconds=600, crawler_max_polls=100),

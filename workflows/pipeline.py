@@ -1,0 +1,577 @@
+"""Pipeline: the Step Functions state machine that crawls, transforms, checks, publishes and notifies.
+
+Input is either a batch of SQS records from the trigger's EventBridge Pipe (each body an S3 `Object
+Created` event) or a manual request `{"dataset": "orders", "partitions": ["ingest_date=2026-11-24"]}`
+(what `lake rerun` sends). The first states reduce a batch to unique partitions of one dataset.
+
+Task failures are not caught: the execution fails at the state that failed (red in the console) and can
+be redriven from there. Those failures reach the pipeline topic through an EventBridge rule on the
+execution's status change. Outcomes the pipeline decides itself (crawl failed, polling bound reached,
+data quality failed, nothing to do) are notified from inside the state machine with the run's details.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from etl.spec import DatasetSpec
+from workflows.monitoring import METRICS_NAMESPACE
+from workflows.nag import S3_READ_ACTIONS, acknowledge_wildcards, arn_finding
+
+# Keys the trigger ignores: S3 "folder" markers, Spark/Hadoop temporary output and hidden files.
+IGNORED_KEY_PATTERNS = ("*/_temporary/*", "*.tmp", "*_$folder$", "*/_SUCCESS", "*/.*")
+TRANSIENT_GLUE_ERRORS = (
+    "Glue.ConcurrentRunsExceededException",
+    "Glue.ThrottlingException",
+    "Glue.InternalServiceException",
+)
+
+
+def _split(path: str, separator: str, index: int) -> str:
+    return f"States.ArrayGetItem(States.StringSplit({path}, '{separator}'), {index})"
+
+
+class LakePipeline(Construct):
+    """The state machine and the rule that reports failed/timed-out/aborted executions.
+
+    Attributes: ``state_machine``, ``log_group``, ``failure_rule``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        *,
+        datasets: tuple[DatasetSpec, ...],
+        crawlers: dict[str, glue.CfnCrawler],
+        curated_tables: dict[str, glue.CfnTable],
+        curated_database_name: str,
+        etl_job: glue.CfnJob,
+        dq_job: glue.CfnJob,
+        staging_bucket: s3.IBucket,
+        curated_bucket: s3.IBucket,
+        topic: sns.ITopic,
+        key: kms.IKey,
+        poll_interval_seconds: int,
+        max_polls: int,
+        execution_timeout_minutes: int,
+        log_retention_days: int,
+    ) -> None:
+        super().__init__(scope, id_)
+        self._stack = Stack.of(self)
+        self._datasets = datasets
+        self._crawlers = crawlers
+        self._curated_tables = curated_tables
+        self._curated_database_name = curated_database_name
+        self._staging_bucket = staging_bucket
+        self._curated_bucket = curated_bucket
+        self._topic = topic
+        self._poll_interval = poll_interval_seconds
+        self._max_polls = max_polls
+        self._etl_job = etl_job
+        self._dq_job = dq_job
+
+        definition = self._plan(self._select_dataset())
+        self.log_group = logs.LogGroup(self, "ExecutionLogs", encryption_key=key)
+        # Any retention in days that CloudWatch accepts (validated in workflows/config.py).
+        self.log_group.node.default_child.add_property_override("RetentionInDays", log_retention_days)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=Duration.minutes(execution_timeout_minutes),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            comment="Crawl, transform, check, publish and notify one dataset's new partitions",
+        )
+        self._topic.grant_publish(self.state_machine)
+        self._staging_bucket.grant_read(self.state_machine, "runs/*")
+        acknowledge_wildcards(
+            self.state_machine,
+            actions=(*S3_READ_ACTIONS, "kms:GenerateDataKey*"),
+            resources=(
+                arn_finding(staging_bucket, "/runs/*"),
+                f"arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{curated_database_name}/*",
+                "*",
+            ),
+            reason="The state machine reads only run documents (runs/*) from the staging bucket, publishes "
+            "partitions only in the curated database's tables, and uses the lake key for the encrypted topic; "
+            "X-Ray and CloudWatch Logs delivery actions do not support resource-level permissions.",
+        )
+        self.failure_rule = events.Rule(
+            self,
+            "ExecutionFailed",
+            description="Reports executions that failed, timed out or were aborted to the pipeline topic",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                },
+            ),
+            targets=[targets.SnsTopic(topic, message=_failure_message())],
+        )
+
+    # -- first states: from the input to (dataset, partitions) ---------------------------------------------
+    def _plan(self, select_dataset: sfn.IChainable) -> sfn.Chain:
+        manual = sfn.Pass(
+            self,
+            "Use requested partitions",
+            parameters={
+                "datasets.$": "States.Array($.dataset)",
+                "partitions.$": "States.ArrayUnique($.partitions)",
+                "trigger": "manual",
+            },
+        )
+        parse = sfn.Map(
+            self,
+            "Read object events",
+            items_path="$",
+            item_selector={"event.$": "States.StringToJson($$.Map.Item.Value.body)"},
+            result_path="$",
+            max_concurrency=40,
+        )
+        parse.item_processor(self._classify_object())
+        kept = "$[?(@.keep == true)]"
+        reduce = sfn.Pass(
+            self,
+            "Deduplicate partitions",
+            parameters={
+                "datasets.$": f"States.ArrayUnique({kept}.dataset)",
+                "partitions.$": f"States.ArrayUnique({kept}.partition)",
+                "dataset_count.$": f"States.ArrayLength(States.ArrayUnique({kept}.dataset))",
+                "trigger": "s3",
+            },
+        )
+        nothing = sfn.Succeed(self, "Nothing to process", comment="Only ignored objects in this batch")
+        mixed = sfn.Fail(
+            self,
+            "Mixed datasets",
+            error="MixedDatasets",
+            cause="A batch must hold one dataset's objects; each dataset has its own trigger queue",
+        )
+        one_dataset = (
+            sfn.Choice(self, "One dataset?")
+            .when(sfn.Condition.number_equals("$.dataset_count", 0), nothing)
+            .when(sfn.Condition.number_equals("$.dataset_count", 1), select_dataset)
+            .otherwise(mixed)
+        )
+        manual.next(select_dataset)
+        start = sfn.Choice(self, "Manual or S3 events?").when(sfn.Condition.is_present("$.dataset"), manual)
+        return sfn.Chain.start(start.otherwise(parse.next(reduce).next(one_dataset)))
+
+    def _classify_object(self) -> sfn.IChainable:
+        key = "$.event.detail.object.key"
+        skip = sfn.Pass(self, "Ignore object", parameters={"keep": False})
+        choice = sfn.Choice(self, "Data object?")
+        choice.when(sfn.Condition.number_equals("$.event.detail.object.size", 0), skip)
+        for pattern in IGNORED_KEY_PATTERNS:
+            choice.when(sfn.Condition.string_matches(key, pattern), skip)
+        for spec in self._datasets:
+            hive = sfn.Pass(
+                self,
+                f"Partition from key ({spec.name})",
+                parameters={"keep": True, "dataset": spec.name, "partition.$": _split(key, "/", 1)},
+            )
+            by_time = sfn.Pass(
+                self,
+                f"Partition from event time ({spec.name})",
+                parameters={
+                    "keep": True,
+                    "dataset": spec.name,
+                    "partition.$": f"States.Format('{spec.partition_key}={{}}', {_split('$.event.time', 'T', 0)})",
+                },
+            )
+            choice.when(sfn.Condition.string_matches(key, f"{spec.raw_prefix}{spec.partition_key}=*/*"), hive)
+            choice.when(sfn.Condition.string_matches(key, f"{spec.raw_prefix}*"), by_time)
+        return choice.otherwise(skip)
+
+    # -- per dataset settings ------------------------------------------------------------------------------
+    def _select_dataset(self) -> sfn.IChainable:
+        choice = sfn.Choice(self, "Known dataset?")
+        crawl = self._crawl()
+        for spec in self._datasets:
+            settings = sfn.Pass(
+                self,
+                f"Settings ({spec.name})",
+                parameters={
+                    "dataset": spec.name,
+                    "partitions.$": "$.partitions",
+                    "trigger.$": "$.trigger",
+                    "settings": {
+                        "crawler": self._crawlers[spec.name].ref,
+                        "database": self._curated_database_name,
+                        "table": spec.curated_table,
+                        "staging_bucket": self._staging_bucket.bucket_name,
+                        "curated_bucket": self._curated_bucket.bucket_name,
+                    },
+                    "polls": {"count": 0, "restart": False},
+                },
+            )
+            choice.when(sfn.Condition.string_equals("$.datasets[0]", spec.name), settings.next(crawl))
+        unknown = sfn.Fail(
+            self,
+            "Unknown dataset",
+            error="UnknownDataset",
+            cause="The dataset is not configured in this stage; configured: "
+            + ", ".join(d.name for d in self._datasets),
+        )
+        return choice.otherwise(unknown)
+
+    # -- crawl with a bounded poll loop --------------------------------------------------------------------
+    def _crawl(self) -> sfn.IChainable:
+        start = tasks.CallAwsService(
+            self,
+            "Start crawler",
+            service="glue",
+            action="startCrawler",
+            parameters={"Name.$": "$.settings.crawler"},
+            iam_resources=[self._crawler_arn(name) for name in self._crawlers],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        wait = sfn.Wait(self, "Wait for crawl", time=sfn.WaitTime.duration(Duration.seconds(self._poll_interval)))
+        already_running = sfn.Pass(
+            self,
+            "Crawl already running",
+            comment="Wait for that crawl to end, then start again so the new objects are covered",
+            parameters={"count.$": "$.polls.count", "restart": True},
+            result_path="$.polls",
+        )
+        start.add_catch(already_running, errors=["Glue.CrawlerRunningException"], result_path="$.crawler_busy")
+        already_running.next(wait)
+        get = tasks.CallAwsService(
+            self,
+            "Get crawler",
+            service="glue",
+            action="getCrawler",
+            parameters={"Name.$": "$.settings.crawler"},
+            iam_resources=[self._crawler_arn(name) for name in self._crawlers],
+            result_selector={"state.$": "$.Crawler.State", "crawler.$": "$.Crawler"},
+            result_path="$.crawl",
+        )
+        count = sfn.Pass(
+            self,
+            "Count poll",
+            parameters={"count.$": "States.MathAdd($.polls.count, 1)", "restart.$": "$.polls.restart"},
+            result_path="$.polls",
+        )
+        restart = sfn.Pass(
+            self,
+            "Restart crawler",
+            parameters={"count.$": "$.polls.count", "restart": False},
+            result_path="$.polls",
+        )
+        restart.next(start)
+        timeout = self._notify_and_fail(
+            "Crawler poll bound reached",
+            "CrawlerPollTimeout",
+            sfn.JsonPath.format(
+                "Dataset {} - crawler {} was not READY after {} polls, " + f"{self._poll_interval} s apart.\n"
+                "Re-run: lake rerun {} --partition {}",
+                *self._crawl_report_fields("$.polls.count"),
+            ),
+        )
+        crawl_failed = self._notify_and_fail(
+            "Crawl failed",
+            "CrawlFailed",
+            sfn.JsonPath.format(
+                "Dataset {} - crawler {} ended its last crawl with status {}.\n"
+                "Re-run: lake rerun {} --partition {}",
+                *self._crawl_report_fields("$.crawl.crawler.LastCrawl.Status"),
+            ),
+        )
+        etl = self._transform_and_check()
+        check_crawl = (
+            sfn.Choice(self, "Crawl succeeded?")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present("$.crawl.crawler.LastCrawl.Status"),
+                    sfn.Condition.string_equals("$.crawl.crawler.LastCrawl.Status", "SUCCEEDED"),
+                ),
+                etl,
+            )
+            .otherwise(crawl_failed)
+        )
+        ready = (
+            sfn.Choice(self, "Crawler READY?")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.string_equals("$.crawl.state", "READY"),
+                    sfn.Condition.boolean_equals("$.polls.restart", True),
+                ),
+                restart,
+            )
+            .when(sfn.Condition.string_equals("$.crawl.state", "READY"), check_crawl)
+            .when(sfn.Condition.number_greater_than_equals("$.polls.count", self._max_polls), timeout)
+            .otherwise(wait)
+        )
+        start.next(wait)
+        wait.next(get).next(count).next(ready)
+        return start
+
+    # -- ETL, DQ, publish ----------------------------------------------------------------------------------
+    def _job_arguments(self) -> sfn.TaskInput:
+        return sfn.TaskInput.from_object(
+            {
+                "--dataset": sfn.JsonPath.string_at("$.dataset"),
+                "--partitions": sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.partitions")),
+                "--run_id": sfn.JsonPath.string_at("$$.Execution.Name"),
+            }
+        )
+
+    def _glue_task(self, id_: str, job: glue.CfnJob, result_path: str) -> tasks.GlueStartJobRun:
+        task = tasks.GlueStartJobRun(
+            self,
+            id_,
+            glue_job_name=job.ref,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            arguments=self._job_arguments(),
+            result_selector={
+                "id.$": "$.Id",
+                "state.$": "$.JobRunState",
+                "seconds.$": "$.ExecutionTime",
+            },
+            result_path=result_path,
+        )
+        task.add_retry(
+            errors=list(TRANSIENT_GLUE_ERRORS),
+            interval=Duration.seconds(30),
+            backoff_rate=2.0,
+            max_attempts=5,
+            max_delay=Duration.minutes(10),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return task
+
+    def _transform_and_check(self) -> sfn.IChainable:
+        etl = self._glue_task("Run ETL job", self._etl_job, "$.etl")
+        dq = self._glue_task("Run data quality job", self._dq_job, "$.dq_run")
+        read = tasks.CallAwsService(
+            self,
+            "Read data quality result",
+            service="s3",
+            action="getObject",
+            parameters={
+                "Bucket.$": "$.settings.staging_bucket",
+                "Key.$": "States.Format('runs/{}/{}/dq_result.json', $.dataset, $$.Execution.Name)",
+            },
+            iam_resources=[self._staging_bucket.arn_for_objects("runs/*")],
+            result_selector={"result.$": "States.StringToJson($.Body)"},
+            result_path="$.dq",
+        )
+        dq_failed = self._notify_and_fail(
+            "Data quality failed",
+            "DataQualityFailed",
+            _report("failed data quality; the data stays unpublished (quarantined). Fix the source files, then "
+                    "run the re-run command below."),  # fmt: skip
+        )
+        publish = self._publish()
+        passed = (
+            sfn.Choice(self, "Data quality passed?")
+            .when(sfn.Condition.string_equals("$.dq.result.outcome", "Passed"), publish)
+            .otherwise(self._record_metrics("Record metrics (quarantined)", "DataQualityFailed").next(dq_failed))
+        )
+        return etl.next(dq).next(read).next(passed)
+
+    def _publish(self) -> sfn.IChainable:
+        table_arn = self._catalog_arn(f"table/{self._curated_database_name}/*")
+        catalog_resources = [
+            self._catalog_arn("catalog"),
+            self._catalog_arn(f"database/{self._curated_database_name}"),
+            table_arn,
+        ]
+        get_table = tasks.CallAwsService(
+            self,
+            "Get curated table",
+            service="glue",
+            action="getTable",
+            parameters={"DatabaseName.$": "$.settings.database", "Name.$": "$.settings.table"},
+            iam_resources=catalog_resources,
+            result_selector={"sd.$": "$.Table.StorageDescriptor"},
+            result_path="$.table",
+        )
+        switch = sfn.Map(
+            self,
+            "Publish partitions",
+            comment="Atomic per partition: the catalog partition's location switches to this run's files",
+            items_path="$.partitions",
+            item_selector={
+                "partition.$": "$$.Map.Item.Value",
+                "value.$": _split("$$.Map.Item.Value", "=", 1),
+                "database.$": "$.settings.database",
+                "table.$": "$.settings.table",
+                "sd.$": "$.table.sd",
+                "location.$": "States.Format('s3://{}/{}/{}/run_id={}/', $.settings.curated_bucket, $.dataset, "
+                "$$.Map.Item.Value, $$.Execution.Name)",
+            },
+            max_concurrency=10,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        partition_input = {
+            "Values.$": "States.Array($.value)",
+            "StorageDescriptor": {
+                "Columns.$": "$.sd.Columns",
+                "Location.$": "$.location",
+                "InputFormat.$": "$.sd.InputFormat",
+                "OutputFormat.$": "$.sd.OutputFormat",
+                "SerdeInfo.$": "$.sd.SerdeInfo",
+                "Compressed": True,
+            },
+        }
+        get_partition = tasks.CallAwsService(
+            self,
+            "Get partition",
+            service="glue",
+            action="getPartition",
+            parameters={
+                "DatabaseName.$": "$.database",
+                "TableName.$": "$.table",
+                "PartitionValues.$": "States.Array($.value)",
+            },
+            iam_resources=catalog_resources,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        create = tasks.CallAwsService(
+            self,
+            "Create partition",
+            service="glue",
+            action="createPartition",
+            parameters={"DatabaseName.$": "$.database", "TableName.$": "$.table", "PartitionInput": partition_input},
+            iam_resources=catalog_resources,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        update = tasks.CallAwsService(
+            self,
+            "Switch partition",
+            service="glue",
+            action="updatePartition",
+            parameters={
+                "DatabaseName.$": "$.database",
+                "TableName.$": "$.table",
+                "PartitionValueList.$": "States.Array($.value)",
+                "PartitionInput": partition_input,
+            },
+            iam_resources=catalog_resources,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        get_partition.add_catch(create, errors=["Glue.EntityNotFoundException"], result_path=sfn.JsonPath.DISCARD)
+        switch.item_processor(get_partition.next(update))
+        notify = tasks.SnsPublish(
+            self,
+            "Notify success",
+            topic=self._topic,
+            subject=sfn.JsonPath.format("[lake] {} published", sfn.JsonPath.string_at("$.dataset")),
+            message=sfn.TaskInput.from_text(_report("passed data quality and is published.")),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        record = self._record_metrics(
+            "Record metrics (published)",
+            "DataQualityPassed",
+            [{"MetricName": "PartitionsPublished", "Dimensions": [{"Name": "Dataset", "Value.$": "$.dataset"}],
+              "Unit": "Count", "Value.$": "States.ArrayLength($.partitions)"}],
+        )  # fmt: skip
+        return get_table.next(switch).next(record).next(notify).next(sfn.Succeed(self, "Published"))
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _record_metrics(self, id_: str, outcome_metric: str, extra: list[dict] | None = None) -> tasks.CallAwsService:
+        """Publish the run's row counts and outcome to CloudWatch (alarms and the dashboard read them)."""
+
+        def datum(name: str, value_path: str) -> dict:
+            return {
+                "MetricName": name,
+                "Dimensions": [{"Name": "Dataset", "Value.$": "$.dataset"}],
+                "Unit": "Count",
+                "Value.$": value_path,
+            }
+
+        metric_data = [
+            datum("RowsRead", "$.dq.result.etl.input_rows"),
+            datum("RowsWritten", "$.dq.result.etl.output_rows"),
+            datum("RowsRejected", "$.dq.result.etl.rejected_rows"),
+            {"MetricName": outcome_metric, "Dimensions": [{"Name": "Dataset", "Value.$": "$.dataset"}],
+             "Unit": "Count", "Value": 1},
+            *(extra or []),
+        ]  # fmt: skip
+        return tasks.CallAwsService(
+            self,
+            id_,
+            service="cloudwatch",
+            action="putMetricData",
+            parameters={"Namespace": METRICS_NAMESPACE, "MetricData": metric_data},
+            iam_resources=["*"],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+
+    def _notify_and_fail(self, id_: str, error: str, message: str) -> sfn.IChainable:
+        notify = tasks.SnsPublish(
+            self,
+            f"Notify: {id_}",
+            topic=self._topic,
+            subject=sfn.JsonPath.format("[lake] {} FAILED: " + error, sfn.JsonPath.string_at("$.dataset")),
+            message=sfn.TaskInput.from_text(message),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        return notify.next(sfn.Fail(self, id_, error=error, cause=f"{id_}; see the notification for details"))
+
+    def _crawl_report_fields(self, detail_path: str) -> list[str]:
+        at = sfn.JsonPath.string_at
+        first_partition = sfn.JsonPath.array_get_item(sfn.JsonPath.list_at("$.partitions"), 0)
+        return [at("$.dataset"), at("$.settings.crawler"), at(detail_path), at("$.dataset"), first_partition]
+
+    def _crawler_arn(self, dataset: str) -> str:
+        return self._catalog_arn(f"crawler/{self._crawlers[dataset].ref}")
+
+    def _catalog_arn(self, resource: str) -> str:
+        stack = self._stack
+        return f"arn:{stack.partition}:glue:{stack.region}:{stack.account}:{resource}"
+
+
+def _report(outcome: str) -> str:
+    """The run report sent to the pipeline topic, as a States.Format expression."""
+    at = sfn.JsonPath.string_at
+    return sfn.JsonPath.format(
+        "Dataset {} - partitions {} " + outcome + "\n\n"
+        "Rows: {} read, {} written, {} rejected, {} duplicates removed.\n"
+        "Data quality: {} ({} rules passed, {} failed).\n"
+        "Execution: {} (started {}).\n"
+        "Re-run: lake rerun {} --partition {}",
+        at("$.dataset"),
+        sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.partitions")),
+        at("$.dq.result.etl.input_rows"),
+        at("$.dq.result.etl.output_rows"),
+        at("$.dq.result.etl.rejected_rows"),
+        at("$.dq.result.etl.duplicates_removed"),
+        at("$.dq.result.outcome"),
+        at("$.dq.result.rules_passed"),
+        at("$.dq.result.rules_failed"),
+        at("$$.Execution.Name"),
+        at("$$.Execution.StartTime"),
+        at("$.dataset"),
+        sfn.JsonPath.array_get_item(sfn.JsonPath.list_at("$.partitions"), 0),
+    )
+
+
+def _failure_message() -> events.RuleTargetInput:
+    field = events.EventField.from_path
+    return events.RuleTargetInput.from_multiline_text(
+        f"Pipeline execution {field('$.detail.name')} ended with status {field('$.detail.status')}.\n"
+        f"Error: {field('$.detail.error')}\n"
+        f"Cause: {field('$.detail.cause')}\n"
+        f"Console: https://console.aws.amazon.com/states/home?region={field('$.region')}#/v2/executions/details/"
+        f"{field('$.detail.executionArn')}\n"
+        f"Look: lake show {field('$.detail.name')}\n"
+        f"Retry from the failed state: lake redrive {field('$.detail.name')}\n"
+        f"Input: {field('$.detail.input')}"
+    )
