@@ -12,6 +12,8 @@ LOCAL_SPARK_CONF = {
     "spark.ui.enabled": "false",
     "spark.sql.ansi.enabled": "false",
     "spark.driver.memory": "2g",
+    # Dates that do not match a column's format become null (and are rejected) instead of raising.
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
 }
 
 
@@ -32,6 +34,7 @@ def build_spark(app_name: str) -> Any:
         glue_context = GlueContext(SparkContext.getOrCreate())
         spark = glue_context.spark_session
         spark.conf.set("spark.sql.session.timeZone", "UTC")
+        spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
         return spark
     from pyspark.sql import SparkSession
 

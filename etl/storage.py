@@ -45,7 +45,8 @@ class LocalStorage:
         return self.root / bucket / key
 
     def spark_path(self, uri: str) -> str:
-        return self.local_path(uri).as_uri()
+        # Not Path.as_uri(): Hadoop does not decode it, and `%3D` instead of `=` breaks Hive-style folders.
+        return "file://" + self.local_path(uri).absolute().as_posix()
 
     def read_text(self, uri: str) -> str:
         return self.local_path(uri).read_text(encoding="utf-8")

@@ -1,0 +1,414 @@
+"""ETL transforms: raw objects of some partitions -> typed, de-duplicated, provenance-stamped rows + rejects.
+
+Pipeline (each step a function, unit-testable on local Spark):
+
+    plan = plan_sources(storage, objects, spec)            # driver: headers, empty files, schema drift
+    lines = read_records(spark, storage, plan, spec, raw_uri)  # one string column per spec column + problem
+    enforced = enforce_schema(lines, spec)                  # typed columns + `_reject_reason`
+    valid, rejects = split_rejects(enforced)
+    curated = add_provenance(deduplicate(valid, spec), spec, run_id, ingested_at)
+
+Row accounting (every input row ends up in exactly one place, nothing is silently lost):
+    input_rows = output_rows + rejected_rows + duplicates_removed
+An input row is a non-blank data line of a CSV/JSON-lines object (header lines and blank lines are not
+rows), or a row of a Parquet object.
+
+Decisions:
+- CSV is read as text lines and parsed with `from_csv`, so each reject keeps the exact original line.
+  Quoted fields spanning several lines are not supported (each physical line is a record).
+- Columns are matched by normalised header name, per object (objects may order columns differently).
+  Extra columns are dropped and listed in the metrics. A missing nullable column is filled with nulls; a
+  missing non-nullable column rejects every row of that object with `missing required column <name>`.
+- Values are cast strictly: `12.5` is not an int, `1.234` is not decimal(12,2) (no silent rounding),
+  dates/timestamps must match the column's `format`. A failed cast rejects the row with
+  `column <name>: '<value>' is not <type>`; a null in a non-nullable column: `column <name>: is null`.
+- With `encoding: UTF-8`, a line with undecodable bytes is rejected (`invalid UTF-8 bytes in row`); its
+  raw_record holds the line with U+FFFD in place of the bad bytes.
+- Deduplication is on (partition, primary key): the winner has the latest `deduplicate_by` value, then the
+  greatest source object URI, then the greatest line number, then the greatest raw record (deterministic).
+- Line numbers are not known for text read in splits (Spark reads large files in parallel chunks):
+  `line_number` in rejects is null.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from etl.readers import BOM, RawObject, first_line, split_header
+from etl.spec import DECIMAL_TYPE, Column, DatasetSpec, normalise_column_name
+from etl.storage import Storage, join_uri
+
+SOURCE_OBJECT = "lake_source_object"
+INGESTED_AT = "lake_ingested_at"
+RUN_ID = "lake_run_id"
+PROVENANCE_COLUMNS = (SOURCE_OBJECT, INGESTED_AT, RUN_ID)
+RAW = "_raw_record"
+LINE = "_line_number"
+PROBLEM = "_problem"
+REASON = "_reject_reason"
+CORRUPT = "_corrupt_record"
+RUN_FOLDER = "run_id"  # curated folders: {dataset}/{partition}/run_id={run_id}/
+REJECT_FIELDS = ("source_object", "line_number", "raw_record", "reason", "run_id")
+TARGET_ROWS_PER_FILE = 2_000_000  # ~100-130 MB of Parquet for an orders-like row
+REPLACEMENT_CHAR = "\ufffd"
+
+
+@dataclass
+class SourcePlan:
+    """What the driver learnt about the raw objects before reading them with Spark."""
+
+    objects: list[RawObject]
+    headers: dict[str, list[RawObject]] = field(default_factory=dict)  # header line -> objects (CSV)
+    empty_objects: list[str] = field(default_factory=list)
+    extra_columns: set[str] = field(default_factory=set)
+    missing_columns: set[str] = field(default_factory=set)
+
+    @property
+    def readable(self) -> list[RawObject]:
+        empty = set(self.empty_objects)
+        return [o for o in self.objects if o.uri not in empty]
+
+
+def plan_sources(storage: Storage, objects: list[RawObject], spec: DatasetSpec) -> SourcePlan:
+    """Read each CSV object's header (first bytes only); find empty objects and schema drift."""
+    plan = SourcePlan(objects=list(objects))
+    for obj in objects:
+        if spec.compression == "gzip" and not obj.uri.lower().endswith((".gz", ".gzip")):
+            raise ValueError(f"{obj.uri}: compression is gzip but the object name does not end in .gz")
+        if spec.format != "csv":
+            continue
+        line = first_line(storage, obj.uri, spec) if _header_enabled(spec) else None
+        if line is None:
+            plan.empty_objects.append(obj.uri)
+            continue
+        plan.headers.setdefault(line, []).append(obj)
+        names = split_header(line, spec)
+        plan.extra_columns.update(n for n in names if n not in spec.column_names)
+        plan.missing_columns.update(c for c in spec.column_names if c not in names)
+    return plan
+
+
+def _header_enabled(spec: DatasetSpec) -> bool:
+    return (spec.reader_option("header", "true") or "true").lower() == "true"
+
+
+def _source_columns(spec: DatasetSpec, raw_uri: str) -> list[SparkColumn]:
+    """`lake_source_object` (the s3:// URI, not the Spark path) and the partition value, per row."""
+    pattern = rf"/({spec.name}/{spec.partition_key}=[^/]+/.*)$"
+    relative = F.regexp_extract(F.input_file_name(), pattern, 1)
+    decoded = F.url_decode(F.regexp_replace(relative, r"\+", "%2B"))
+    source = F.concat(F.lit(raw_uri.rstrip("/") + "/"), decoded).alias(SOURCE_OBJECT)
+    partition = F.regexp_extract(F.input_file_name(), rf"/{spec.partition_key}=([^/]+)/", 1)
+    return [source, F.url_decode(F.regexp_replace(partition, r"\+", "%2B")).alias(spec.partition_key)]
+
+
+def _text_lines(spark: SparkSession, storage: Storage, objects: Iterable[RawObject], spec: DatasetSpec,
+                raw_uri: str) -> DataFrame:
+    """Non-blank lines of text objects: source object, partition value, line (BOM stripped, decoded)."""
+    paths = [storage.spark_path(o.uri) for o in objects]
+    lines = spark.read.text(paths).select(*_source_columns(spec, raw_uri), F.col("value"))
+    encoding = (spec.reader_option("encoding", "UTF-8") or "UTF-8").upper()
+    value = F.col("value")
+    if encoding not in ("UTF-8", "UTF8"):
+        value = F.decode(value.cast("binary"), encoding)
+    value = F.when(value.startswith(BOM), F.expr("substring(value, 2)")).otherwise(value)
+    return lines.withColumn("value", value).where(F.trim(F.col("value")) != "")
+
+
+def _csv_options(spec: DatasetSpec) -> dict[str, str]:
+    return {
+        "sep": spec.reader_option("delimiter", ",") or ",",
+        "quote": spec.reader_option("quote", '"') or '"',
+        "escape": spec.reader_option("escape", "\\") or "\\",
+        "mode": "PERMISSIVE",
+        "columnNameOfCorruptRecord": CORRUPT,
+    }
+
+
+def _java_quote(text: str) -> str:
+    return "\\Q" + text + "\\E"
+
+
+def _malformed_reason(value: SparkColumn, expected: int, spec: DatasetSpec) -> SparkColumn:
+    options = _csv_options(spec)
+    quote, sep = options["quote"], options["sep"]
+    quotes = F.size(F.split(value, _java_quote(quote))) - 1
+    outside_quotes = _java_quote(sep) + f"(?=(?:[^{quote}]*{quote}[^{quote}]*{quote})*[^{quote}]*$)"
+    fields = F.size(F.split(value, outside_quotes))
+    return F.when(quotes % 2 == 1, F.lit("malformed CSV row: unclosed quote")).otherwise(
+        F.concat(F.lit(f"malformed CSV row: expected {expected} fields, got "), fields.cast("string"))
+    )
+
+
+def _invalid_utf8(columns: list[SparkColumn]) -> SparkColumn:
+    return F.concat_ws("\u0001", *columns).contains(REPLACEMENT_CHAR)
+
+
+def _header_hint(names: list[str], header: str, spec: DatasetSpec) -> str:
+    delimiter = _csv_options(spec)["sep"]
+    if len(names) == 1:
+        for other in (";", "\t", "|", ","):
+            if other != delimiter and other in header:
+                return f"wrong delimiter? header has 1 field and contains {other!r}, expected {delimiter!r}; "
+    return ""
+
+
+def read_csv(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec,
+             raw_uri: str) -> DataFrame | None:
+    """CSV objects -> one string column per spec column, `_raw_record`, `_line_number`, `_problem`."""
+    frames: list[DataFrame] = []
+    options = _csv_options(spec)
+    for header, objects in plan.headers.items():
+        names = split_header(header, spec)
+        schema = ", ".join(f"`c{i}` STRING" for i in range(len(names))) + f", `{CORRUPT}` STRING"
+        lines = _text_lines(spark, storage, objects, spec, raw_uri)
+        if _header_enabled(spec):
+            lines = lines.where(F.col("value") != F.lit(header))
+        parsed = lines.withColumn("p", F.from_csv(F.col("value"), schema, options))
+        fields = {name: F.col(f"p.c{i}") for i, name in enumerate(names)}
+        missing = [c.name for c in spec.columns if c.name not in fields and not c.nullable]
+        problem = F.when(_invalid_utf8(list(fields.values())), F.lit("invalid UTF-8 bytes in row"))
+        if missing:
+            text = _header_hint(names, header, spec) + "; ".join(f"missing required column {m}" for m in missing)
+            problem = problem.otherwise(F.lit(text))
+        else:
+            problem = problem.when(F.col(f"p.{CORRUPT}").isNotNull(),
+                                   _malformed_reason(F.col("value"), len(names), spec))
+        frames.append(parsed.select(
+            SOURCE_OBJECT, spec.partition_key,
+            *[fields.get(c.name, F.lit(None).cast("string")).alias(c.name) for c in spec.columns],
+            F.col("value").alias(RAW), F.lit(None).cast("long").alias(LINE), problem.alias(PROBLEM),
+        ))
+    return _union(frames)
+
+
+def read_json_lines(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec,
+                    raw_uri: str) -> DataFrame | None:
+    """JSON-lines objects (one object per line); keys matched by normalised name."""
+    if not plan.readable:
+        return None
+    lines = _text_lines(spark, storage, plan.readable, spec, raw_uri)
+    parsed = lines.withColumn("m", F.from_json(F.col("value"), "map<string,string>"))
+    keys = [r[0] for r in parsed.select(F.explode(F.map_keys("m"))).distinct().collect()]
+    by_name: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        by_name.setdefault(normalise_column_name(key), []).append(key)
+    plan.extra_columns.update(n for n in by_name if n not in spec.column_names)
+    plan.missing_columns.update(c for c in spec.column_names if c not in by_name)
+
+    def value(name: str) -> SparkColumn:
+        candidates = [F.col("m").getItem(k) for k in by_name.get(name, [])]
+        if not candidates:
+            return F.lit(None).cast("string")
+        return candidates[0] if len(candidates) == 1 else F.coalesce(*candidates)
+
+    columns = {c.name: value(c.name) for c in spec.columns}
+    problem = (F.when(F.col("m").isNull(), F.lit("malformed JSON line"))
+               .when(_invalid_utf8([F.col("value")]), F.lit("invalid UTF-8 bytes in row")))
+    return parsed.select(
+        SOURCE_OBJECT, spec.partition_key, *[v.alias(k) for k, v in columns.items()],
+        F.col("value").alias(RAW), F.lit(None).cast("long").alias(LINE), problem.alias(PROBLEM),
+    )
+
+
+def read_parquet(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec,
+                 raw_uri: str) -> DataFrame | None:
+    """Parquet objects; typed values are turned back to text in the spec's format, then enforced."""
+    if not plan.readable:
+        return None
+    df = spark.read.option("mergeSchema", "true").parquet(*[storage.spark_path(o.uri) for o in plan.readable])
+    renamed = {f.name: normalise_column_name(f.name) for f in df.schema.fields}
+    plan.extra_columns.update(n for n in renamed.values() if n not in spec.column_names)
+    plan.missing_columns.update(c for c in spec.column_names if c not in renamed.values())
+    source = {new: (old, df.schema[old].dataType) for old, new in renamed.items()}
+
+    def as_text(column: Column) -> SparkColumn:
+        if column.name not in source:
+            return F.lit(None).cast("string")
+        old, dtype = source[column.name]
+        if isinstance(dtype, T.TimestampType | T.DateType) and column.format:
+            return F.date_format(F.col(f"`{old}`"), column.format)
+        return F.col(f"`{old}`").cast("string")
+
+    missing = [c.name for c in spec.columns if c.name not in source and not c.nullable]
+    problem = F.lit("; ".join(f"missing required column {m}" for m in missing) or None).cast("string")
+    return df.select(
+        *_source_columns(spec, raw_uri), *[as_text(c).alias(c.name) for c in spec.columns],
+        F.to_json(F.struct(*[F.col(f"`{n}`") for n in df.columns])).alias(RAW),
+        F.lit(None).cast("long").alias(LINE), problem.alias(PROBLEM),
+    )
+
+
+def read_records(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec,
+                 raw_uri: str) -> DataFrame:
+    """Dispatch on the spec's format. Always returns a DataFrame (empty when there is nothing to read)."""
+    reader = {"csv": read_csv, "json": read_json_lines, "parquet": read_parquet}[spec.format]
+    df = reader(spark, storage, plan, spec, raw_uri)
+    return df if df is not None else spark.createDataFrame([], raw_schema(spec))
+
+
+def raw_schema(spec: DatasetSpec) -> T.StructType:
+    fields = [T.StructField(SOURCE_OBJECT, T.StringType()), T.StructField(spec.partition_key, T.StringType())]
+    fields += [T.StructField(c.name, T.StringType()) for c in spec.columns]
+    fields += [T.StructField(RAW, T.StringType()), T.StructField(LINE, T.LongType()),
+               T.StructField(PROBLEM, T.StringType())]
+    return T.StructType(fields)
+
+
+def _union(frames: list[DataFrame]) -> DataFrame | None:
+    if not frames:
+        return None
+    result = frames[0]
+    for frame in frames[1:]:
+        result = result.unionByName(frame)
+    return result
+
+
+def cast_column(raw: SparkColumn, column: Column) -> SparkColumn:
+    """Strict cast of a string column to the spec type; null when the value does not fit."""
+    kind = column.type
+    text = F.trim(raw)
+    if kind == "string":
+        return raw
+    if kind in ("int", "bigint"):
+        return F.when(text.rlike(r"^[+-]?\d+$"), text.cast(kind))
+    if match := DECIMAL_TYPE.match(kind):
+        scale = int(match[2])
+        fraction = rf"(\.\d{{0,{scale}}})?" if scale else r"\.?"
+        return F.when(text.rlike(rf"^[+-]?(\d+{fraction}|\.\d{{1,{max(scale, 1)}}})$"), text.cast(kind))
+    if kind == "date":
+        return F.to_date(text, column.format) if column.format else text.cast("date")
+    if kind == "timestamp":
+        return F.to_timestamp(text, column.format) if column.format else text.cast("timestamp")
+    return text.cast(kind)  # double, float, boolean
+
+
+def _describe(column: Column) -> str:
+    return f"{column.type} ({column.format})" if column.format else column.type
+
+
+def enforce_schema(df: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """String columns -> spec types, plus `_reject_reason` (null for a good row) naming column and value."""
+    reasons: list[SparkColumn] = []
+    typed: dict[str, SparkColumn] = {}
+    for column in spec.columns:
+        raw = F.col(column.name)
+        value = cast_column(raw, column)
+        typed[column.name] = value
+        shown = F.substring(raw, 1, 200)
+        reasons.append(F.when(raw.isNotNull() & value.isNull(), F.concat(
+            F.lit(f"column {column.name}: '"), shown, F.lit(f"' is not {_describe(column)}"))))
+        if not column.nullable:
+            reasons.append(F.when(raw.isNull(), F.lit(f"column {column.name}: is null")))
+    cast_reason = F.concat_ws("; ", *reasons)
+    reason = F.coalesce(F.col(PROBLEM), F.when(cast_reason != "", cast_reason))
+    others = [c for c in df.columns if c not in typed and c != PROBLEM]
+    return df.select(*others, *[v.alias(k) for k, v in typed.items()], reason.alias(REASON))
+
+
+def split_rejects(df: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(rows without a reject reason, rows with one)."""
+    return df.where(F.col(REASON).isNull()), df.where(F.col(REASON).isNotNull())
+
+
+def deduplicate(df: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """Keep one row per (partition, primary key); see the module docstring for the winner's order."""
+    if not spec.primary_key:
+        return df
+    order: list[SparkColumn] = []
+    if spec.deduplicate_by:
+        order.append(F.col(spec.deduplicate_by).desc_nulls_last())
+    order += [F.col(SOURCE_OBJECT).desc(), F.col(LINE).desc_nulls_last(), F.col(RAW).desc()]
+    window = Window.partitionBy(spec.partition_key, *spec.primary_key).orderBy(*order)
+    return df.withColumn("_rank", F.row_number().over(window)).where(F.col("_rank") == 1).drop("_rank")
+
+
+def add_provenance(df: DataFrame, spec: DatasetSpec, run_id: str, ingested_at: datetime) -> DataFrame:
+    """Curated columns: the spec's columns, provenance, and the partition column (for the folder only)."""
+    return df.select(
+        *spec.column_names,
+        F.col(SOURCE_OBJECT),
+        F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
+        F.lit(run_id).alias(RUN_ID),
+        F.col(spec.partition_key),
+    )
+
+
+def reject_records(df: DataFrame, spec: DatasetSpec, run_id: str) -> DataFrame:
+    """Rejected rows in the reject file format (+ the partition column, for routing)."""
+    return df.select(
+        F.col(SOURCE_OBJECT).alias("source_object"),
+        F.col(LINE).alias("line_number"),
+        F.col(RAW).alias("raw_record"),
+        F.col(REASON).alias("reason"),
+        F.lit(run_id).alias("run_id"),
+        F.col(spec.partition_key),
+    )
+
+
+def file_count(rows: int, rows_per_file: int = TARGET_ROWS_PER_FILE) -> int:
+    """Output files for a run: one per ~rows_per_file rows, at least one."""
+    return max(1, math.ceil(rows / rows_per_file))
+
+
+def curated_partition_uri(curated_uri: str, spec: DatasetSpec, partition: str, run_id: str) -> str:
+    return join_uri(curated_uri, spec.name, partition, f"{RUN_FOLDER}={run_id}")
+
+
+def reject_partition_uri(staging_uri: str, spec: DatasetSpec, partition: str, run_id: str) -> str:
+    return join_uri(staging_uri, "rejects", spec.name, partition, f"{RUN_FOLDER}={run_id}")
+
+
+def write_curated(df: DataFrame, storage: Storage, curated_uri: str, spec: DatasetSpec, run_id: str,
+                  num_files: int, rows_per_file: int = TARGET_ROWS_PER_FILE) -> None:
+    """Write Parquet to {curated}/{dataset}/{key}={value}/run_id={run_id}/, replacing only those folders."""
+    out = df.withColumn(RUN_FOLDER, F.lit(run_id)).coalesce(num_files)
+    (out.write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .option("maxRecordsPerFile", rows_per_file)
+        .partitionBy(spec.partition_key, RUN_FOLDER)
+        .parquet(storage.spark_path(join_uri(curated_uri, spec.name))))
+
+
+def write_empty(spark: SparkSession, schema: T.StructType, path: str, fmt: str) -> None:
+    """Replace a folder with an empty dataset (a re-run that produced no rows must not keep old rows)."""
+    spark.createDataFrame([], schema).coalesce(1).write.mode("overwrite").format(fmt).save(path)
+
+
+def write_rejects(df: DataFrame, storage: Storage, staging_uri: str, spec: DatasetSpec, run_id: str,
+                  partition: str) -> None:
+    """JSON lines of one partition's rejects (one file), replacing the folder."""
+    value = partition.split("=", 1)[1]
+    (df.where(F.col(spec.partition_key) == value).drop(spec.partition_key).coalesce(1)
+       .write.mode("overwrite").option("ignoreNullFields", "false")
+       .json(storage.spark_path(reject_partition_uri(staging_uri, spec, partition, run_id))))
+
+
+def column_types(spec: DatasetSpec) -> list[tuple[str, str]]:
+    """(name, type) of the curated files' columns, for lineage and the catalog."""
+    return [(c.name, c.type) for c in spec.columns] + [
+        (SOURCE_OBJECT, "string"), (INGESTED_AT, "timestamp"), (RUN_ID, "string")]
+
+
+def count_by_partition(df: DataFrame, spec: DatasetSpec) -> dict[str, dict[str, int]]:
+    """{partition value: {input_rows, rejected_rows}} in one aggregation."""
+    rows = df.groupBy(spec.partition_key).agg(
+        F.count(F.lit(1)).alias("input_rows"),
+        F.count(F.col(REASON)).alias("rejected_rows"),
+    ).collect()
+    return {r[0]: {"input_rows": int(r[1]), "rejected_rows": int(r[2])} for r in rows}
+
+
+def reason_counts(rejects: DataFrame) -> dict[str, int]:
+    """Reject counts by the reason's first clause with the value removed (e.g. `column amount`)."""
+    kind = F.regexp_extract(F.col("reason"), r"^([^:;]*)", 1)
+    return {r[0]: int(r[1]) for r in rejects.groupBy(kind).count().collect()}
+

@@ -1,0 +1,295 @@
+"""End-to-end tests of etl.job.run on a fake lake in tmp_path (LocalStorage), one shared Spark session."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from etl.job import main, run
+from etl.storage import LocalStorage
+
+pytestmark = pytest.mark.spark
+
+HEADER = "order_id,customer_id,order_ts,status,currency,amount,quantity,country,updated_at\n"
+ROW1 = "o1,c1,2026-11-24 10:00:00,placed,EUR,12.50,1,DE,2026-11-24 10:00:00\n"
+ROW2 = "o2,c2,2026-11-24 11:00:00,paid,USD,7.00,2,FR,2026-11-24 11:00:00\n"
+PART = "ingest_date=2026-11-24"
+
+
+def make_lake(tmp_path: Path, repo_root: Path, files: dict[str, bytes]) -> LocalStorage:
+    """files: {"ingest_date=.../name.csv": bytes} under raw-bucket/orders/."""
+    shutil.copytree(repo_root / "datasets" / "orders", tmp_path / "artifacts" / "datasets" / "orders")
+    for name, data in files.items():
+        path = tmp_path / "raw-bucket" / "orders" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return LocalStorage(tmp_path)
+
+
+def job_args(partitions: str = PART, run_id: str = "run-1") -> dict[str, str]:
+    return {
+        "dataset": "orders",
+        "partitions": partitions,
+        "run_id": run_id,
+        "raw_uri": "s3://raw-bucket",
+        "curated_uri": "s3://curated-bucket",
+        "staging_uri": "s3://staging-bucket",
+        "datasets_uri": "s3://artifacts/datasets",
+    }
+
+
+def rejects(tmp_path: Path, partition: str = PART, run_id: str = "run-1") -> list[dict]:
+    folder = tmp_path / "staging-bucket" / "rejects" / "orders" / partition / f"run_id={run_id}"
+    return [json.loads(line) for f in sorted(folder.glob("*.json")) for line in f.read_text().splitlines()]
+
+
+def curated_files(tmp_path: Path, partition: str = PART, run_id: str = "run-1") -> list[Path]:
+    return sorted((tmp_path / "curated-bucket" / "orders" / partition / f"run_id={run_id}").glob("*.parquet"))
+
+
+def curated_rows(spark, tmp_path: Path, partition: str = PART, run_id: str = "run-1") -> list:
+    folder = tmp_path / "curated-bucket" / "orders" / partition / f"run_id={run_id}"
+    return sorted(spark.read.parquet(str(folder)).collect(), key=lambda r: r.order_id)
+
+
+def assert_balanced(metrics: dict) -> None:
+    assert metrics["input_rows"] == (
+        metrics["output_rows"] + metrics["rejected_rows"] + metrics["duplicates_removed"]
+    )
+    for counts in metrics["per_partition"].values():
+        assert counts["input_rows"] == (
+            counts["output_rows"] + counts["rejected_rows"] + counts["duplicates_removed"]
+        )
+
+
+def test_run__good_file_typed_with_provenance(spark, tmp_path, repo_root):
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1 + ROW2).encode()})
+    metrics = run(job_args(), storage, spark)
+    assert (metrics["input_rows"], metrics["output_rows"], metrics["rejected_rows"]) == (2, 2, 0)
+    assert metrics["source_objects"] == 1
+    rows = curated_rows(spark, tmp_path)
+    assert [r.order_id for r in rows] == ["o1", "o2"]
+    first = rows[0]
+    assert str(first.amount) == "12.50"
+    assert first.quantity == 1
+    assert str(first.order_ts) == "2026-11-24 10:00:00"
+    assert first.lake_source_object == f"s3://raw-bucket/orders/{PART}/a.csv"
+    assert first.lake_run_id == "run-1"
+    assert first.lake_ingested_at is not None
+    assert "ingest_date" not in rows[0].asDict()
+    written = json.loads((tmp_path / "staging-bucket/runs/orders/run-1/etl_metrics.json").read_text())
+    assert written["output_rows"] == 2
+    assert written["per_partition"][PART]["output_rows"] == 2
+    assert rejects(tmp_path) == []
+
+
+def test_run__malformed_rows_rejected_with_reasons(spark, tmp_path, repo_root):
+    bad = (
+        HEADER
+        + ROW1
+        + "o3,c3,2026-11-24 10:00:00,placed,EUR\n"  # 5 fields
+        + "o4,c4,2026-11-24 10:00:00,placed,EUR,abc,1,DE,2026-11-24 10:00:00\n"
+        + "o5,c5,24/11/2026,placed,EUR,1.00,1,DE,2026-11-24 10:00:00\n"
+        + "o6,,2026-11-24 10:00:00,placed,EUR,1.239,2.5,DE,2026-11-24 10:00:00\n"
+        + '"o7,c7,2026-11-24 10:00:00,placed,EUR,1.00,1,DE,2026-11-24 10:00:00\n'
+    )
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": bad.encode()})
+    metrics = run(job_args(), storage, spark)
+    assert (metrics["input_rows"], metrics["output_rows"], metrics["rejected_rows"]) == (6, 1, 5)
+    assert_balanced(metrics)
+    by_id = {r["raw_record"].split(",")[0].strip('"'): r for r in rejects(tmp_path)}
+    assert by_id["o3"]["reason"] == "malformed CSV row: expected 9 fields, got 5"
+    assert by_id["o3"]["raw_record"] == "o3,c3,2026-11-24 10:00:00,placed,EUR"
+    assert by_id["o4"]["reason"] == "column amount: 'abc' is not decimal(12,2)"
+    assert by_id["o5"]["reason"] == "column order_ts: '24/11/2026' is not timestamp (yyyy-MM-dd HH:mm:ss)"
+    assert by_id["o6"]["reason"] == (
+        "column customer_id: is null; column amount: '1.239' is not decimal(12,2); "
+        "column quantity: '2.5' is not int"
+    )
+    assert by_id["o7"]["reason"] == "malformed CSV row: unclosed quote"
+    for record in by_id.values():
+        assert record["source_object"] == f"s3://raw-bucket/orders/{PART}/a.csv"
+        assert record["run_id"] == "run-1"
+        assert "line_number" in record
+    assert metrics["reject_reasons"] == {
+        "column customer_id": 1,
+        "column amount": 1,
+        "column order_ts": 1,
+        "malformed CSV row": 2,
+    }
+
+
+def test_run__wrong_delimiter_rejects_every_row(spark, tmp_path, repo_root):
+    text = (HEADER + ROW1).replace(",", ";")
+    storage = make_lake(
+        tmp_path, repo_root, {f"{PART}/a.csv": text.encode(), f"{PART}/b.csv": (HEADER + ROW2).encode()}
+    )
+    metrics = run(job_args(), storage, spark)
+    assert (metrics["input_rows"], metrics["output_rows"], metrics["rejected_rows"]) == (2, 1, 1)
+    [reject] = rejects(tmp_path)
+    assert reject["reason"].startswith("wrong delimiter? header has 1 field and contains ';'")
+    assert "missing required column order_id" in reject["reason"]
+    assert reject["raw_record"] == ROW1.replace(",", ";").rstrip("\n")
+
+
+def test_run__non_utf8_bytes_rejected(spark, tmp_path, repo_root):
+    data = (
+        HEADER + ROW1
+    ).encode() + b"o9,c9,2026-11-24 10:00:00,placed,EUR,1.00,1,M\xe9xico\xff,2026-11-24 10:00:00\n"
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": data})
+    metrics = run(job_args(), storage, spark)
+    assert (metrics["input_rows"], metrics["output_rows"], metrics["rejected_rows"]) == (2, 1, 1)
+    [reject] = rejects(tmp_path)
+    assert reject["reason"] == "invalid UTF-8 bytes in row"
+    assert reject["raw_record"].startswith("o9,c9,")
+
+
+def test_run__empty_and_header_only_files_give_zero_rows(spark, tmp_path, repo_root):
+    storage = make_lake(
+        tmp_path,
+        repo_root,
+        {f"{PART}/empty.csv": b"", f"{PART}/header.csv": HEADER.encode(), f"{PART}/blank.csv": b"\n\n"},
+    )
+    metrics = run(job_args(), storage, spark)
+    assert (metrics["input_rows"], metrics["output_rows"], metrics["rejected_rows"]) == (0, 0, 0)
+    assert metrics["source_objects"] == 3
+    assert metrics["empty_objects"] == [
+        f"s3://raw-bucket/orders/{PART}/blank.csv",
+        f"s3://raw-bucket/orders/{PART}/empty.csv",
+    ]
+    assert curated_rows(spark, tmp_path) == []
+
+
+def test_run__extra_and_missing_columns(spark, tmp_path, repo_root):
+    extra = "coupon,order_id,customer_id,order_ts,status,currency,amount,quantity,updated_at\n"
+    extra += "X1,o1,c1,2026-11-24 10:00:00,placed,EUR,12.50,1,2026-11-24 10:00:00\n"
+    no_customer = "order_id,order_ts,status,currency,amount,quantity,country,updated_at\n"
+    no_customer += "o2,2026-11-24 10:00:00,placed,EUR,1.00,1,DE,2026-11-24 10:00:00\n"
+    storage = make_lake(
+        tmp_path, repo_root, {f"{PART}/a.csv": extra.encode(), f"{PART}/b.csv": no_customer.encode()}
+    )
+    metrics = run(job_args(), storage, spark)
+    assert (metrics["input_rows"], metrics["output_rows"], metrics["rejected_rows"]) == (2, 1, 1)
+    assert metrics["extra_columns"] == ["coupon"]
+    assert metrics["missing_columns"] == ["country", "customer_id"]
+    [row] = curated_rows(spark, tmp_path)
+    assert (row.order_id, row.customer_id, row.country) == ("o1", "c1", None)
+    assert "coupon" not in row.asDict()
+    [reject] = rejects(tmp_path)
+    assert reject["reason"] == "missing required column customer_id"
+
+
+def test_run__gzip_bom_crlf_and_blank_lines(spark, tmp_path, repo_root):
+    crlf = ("\ufeff" + HEADER + ROW1 + "\n").replace("\n", "\r\n").encode()
+    storage = make_lake(
+        tmp_path,
+        repo_root,
+        {f"{PART}/a.csv": crlf, f"{PART}/b.csv.gz": gzip.compress((HEADER + ROW2).encode())},
+    )
+    metrics = run(job_args(), storage, spark)
+    assert (metrics["input_rows"], metrics["output_rows"], metrics["rejected_rows"]) == (2, 2, 0)
+    rows = curated_rows(spark, tmp_path)
+    assert [(r.order_id, r.updated_at.isoformat()) for r in rows] == [
+        ("o1", "2026-11-24T10:00:00"),
+        ("o2", "2026-11-24T11:00:00"),
+    ]
+    assert rows[1].lake_source_object == f"s3://raw-bucket/orders/{PART}/b.csv.gz"
+
+
+def test_run__dedupe_keeps_latest_version(spark, tmp_path, repo_root):
+    v1 = "o1,c1,2026-11-24 10:00:00,placed,EUR,12.50,1,DE,2026-11-24 10:00:00\n"
+    v2 = "o1,c1,2026-11-24 10:00:00,paid,EUR,12.50,1,DE,2026-11-24 12:00:00\n"
+    v3 = "o1,c1,2026-11-24 10:00:00,shipped,EUR,12.50,1,DE,2026-11-24 11:00:00\n"
+    tie_a = "o2,c2,2026-11-24 10:00:00,placed,EUR,1.00,1,DE,2026-11-24 10:00:00\n"
+    tie_b = "o2,c2,2026-11-24 10:00:00,cancelled,EUR,1.00,1,DE,2026-11-24 10:00:00\n"
+    storage = make_lake(
+        tmp_path,
+        repo_root,
+        {
+            f"{PART}/a.csv": (HEADER + v2 + tie_b).encode(),
+            f"{PART}/b.csv": (HEADER + v1 + v3 + tie_a).encode(),
+        },
+    )
+    metrics = run(job_args(), storage, spark)
+    assert (metrics["input_rows"], metrics["output_rows"], metrics["duplicates_removed"]) == (5, 2, 3)
+    rows = curated_rows(spark, tmp_path)
+    assert [(r.order_id, r.status) for r in rows] == [
+        ("o1", "paid"),
+        ("o2", "placed"),
+    ]  # tie: later object wins
+    assert rows[1].lake_source_object.endswith("/b.csv")
+
+
+def test_run__rerun_same_run_id_replaces(spark, tmp_path, repo_root):
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1 + ROW2 + "bad\n").encode()})
+    first = run(job_args(), storage, spark)
+    files_first = curated_files(tmp_path)
+    second = run(job_args(), storage, spark)
+    assert first["output_rows"] == second["output_rows"] == 2
+    assert len(curated_files(tmp_path)) == len(files_first) == 1
+    assert len(curated_rows(spark, tmp_path)) == 2
+    assert len(rejects(tmp_path)) == 1
+
+
+def test_run__only_requested_partitions_read(spark, tmp_path, repo_root):
+    storage = make_lake(
+        tmp_path,
+        repo_root,
+        {
+            f"{PART}/a.csv": (HEADER + ROW1).encode(),
+            "ingest_date=2026-11-25/a.csv": b"garbage that would be rejected\n\xff\xfe",
+            "ingest_date=2026-11-26/a.csv": (HEADER + ROW2).encode(),
+        },
+    )
+    metrics = run(job_args(f"{PART},ingest_date=2026-11-26"), storage, spark)
+    assert metrics["partitions"] == [PART, "ingest_date=2026-11-26"]
+    assert metrics["source_objects"] == 2
+    assert (metrics["input_rows"], metrics["rejected_rows"]) == (2, 0)
+    assert sorted(metrics["per_partition"]) == [PART, "ingest_date=2026-11-26"]
+    assert not (tmp_path / "curated-bucket/orders/ingest_date=2026-11-25").exists()
+    assert [r.order_id for r in curated_rows(spark, tmp_path, "ingest_date=2026-11-26")] == ["o2"]
+
+
+def test_run__partition_without_objects_fails_naming_uri(spark, tmp_path, repo_root):
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1).encode()})
+    with pytest.raises(FileNotFoundError, match="s3://raw-bucket/orders/ingest_date=2026-12-01/"):
+        run(job_args("ingest_date=2026-12-01"), storage, spark)
+    events = sorted(p.name for p in (tmp_path / "staging-bucket/lineage/orders/run-1").iterdir())
+    assert events == ["orders-etl-1-START.json", "orders-etl-2-FAIL.json"]
+
+
+def test_run__lineage_start_and_complete(spark, tmp_path, repo_root):
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1).encode()})
+    run(job_args(), storage, spark)
+    folder = tmp_path / "staging-bucket/lineage/orders/run-1"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "orders-etl-1-START.json",
+        "orders-etl-2-COMPLETE.json",
+    ]
+    event = json.loads((folder / "orders-etl-2-COMPLETE.json").read_text())
+    assert event["eventType"] == "COMPLETE"
+    assert event["job"]["name"] == "orders-etl"
+    assert event["inputs"][0]["namespace"] == "s3://raw-bucket"
+    assert event["inputs"][0]["name"] == f"orders/{PART}"
+    assert event["outputs"][0]["name"] == f"orders/{PART}/run_id=run-1"
+    assert event["outputs"][0]["facets"]["schema"]["fields"][0]["name"] == "order_id"
+
+
+def test_main__missing_argument_fails(spark):
+    with pytest.raises(ValueError, match="--run_id"):
+        main(["--dataset", "orders", "--partitions", PART])
+
+
+def test_parse_partitions__accepts_the_state_machine_json_array():
+    from etl.readers import parse_partitions
+
+    assert parse_partitions('["ingest_date=2026-11-25", "ingest_date=2026-11-24"]', "ingest_date") == [
+        "ingest_date=2026-11-25",
+        "ingest_date=2026-11-24",
+    ]
+    with pytest.raises(ValueError, match="bad partition 'date=2026-11-24'"):
+        parse_partitions('["date=2026-11-24"]', "ingest_date")

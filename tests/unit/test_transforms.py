@@ -1,0 +1,130 @@
+"""Unit tests of etl.transforms on tiny inline frames."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from etl import transforms as tf
+from etl.readers import parse_partitions
+from etl.spec import parse_dataset
+
+pytestmark = pytest.mark.spark
+
+SPEC = parse_dataset(
+    {
+        "name": "orders",
+        "columns": [
+            {"name": "order_id", "type": "string", "nullable": False},
+            {"name": "amount", "type": "decimal(12,2)", "nullable": False},
+            {"name": "quantity", "type": "int"},
+            {"name": "ok", "type": "boolean"},
+            {"name": "day", "type": "date", "format": "dd.MM.yyyy"},
+            {"name": "updated_at", "type": "timestamp", "format": "yyyy-MM-dd HH:mm:ss"},
+        ],
+        "primary_key": ["order_id"],
+        "deduplicate_by": "updated_at",
+    },
+    Path("inline.yaml"),
+)
+
+
+def raw_frame(spark, rows):
+    """rows: (order_id, amount, quantity, ok, day, updated_at, source, problem)."""
+    data = [
+        (
+            r[6] if len(r) > 6 else "s3://raw/orders/ingest_date=d/a.csv",
+            "d",
+            *r[:6],
+            ",".join(map(str, r[:6])),
+            None,
+            r[7] if len(r) > 7 else None,
+        )
+        for r in rows
+    ]
+    return spark.createDataFrame(data, tf.raw_schema(SPEC))
+
+
+def test_enforce_schema__casts_valid_values(spark):
+    df = tf.enforce_schema(
+        raw_frame(spark, [("o1", " 12.5 ", "3", "true", "24.11.2026", "2026-11-24 10:00:00")]), SPEC
+    )
+    [row] = df.collect()
+    assert row[tf.REASON] is None
+    assert (row.amount, row.quantity, row.ok) == (Decimal("12.50"), 3, True)
+    assert row.day.isoformat() == "2026-11-24"
+    assert row.updated_at == datetime(2026, 11, 24, 10, 0, 0)
+    assert dict(df.dtypes)["amount"] == "decimal(12,2)"
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        (("o1", "1.234", "1", None, None, None), "column amount: '1.234' is not decimal(12,2)"),
+        (("o1", "1", "1.0", None, None, None), "column quantity: '1.0' is not int"),
+        (("o1", "1", "99999999999", None, None, None), "column quantity: '99999999999' is not int"),
+        (("o1", "1", None, "maybe", None, None), "column ok: 'maybe' is not boolean"),
+        (("o1", "1", None, None, "2026-11-24", None), "column day: '2026-11-24' is not date (dd.MM.yyyy)"),
+        ((None, None, None, None, None, None), "column order_id: is null; column amount: is null"),
+    ],
+)
+def test_enforce_schema__bad_value_rejected_with_reason(spark, values, reason):
+    [row] = tf.enforce_schema(raw_frame(spark, [values]), SPEC).collect()
+    assert row[tf.REASON] == reason
+
+
+def test_enforce_schema__structural_problem_wins(spark):
+    df = raw_frame(
+        spark,
+        [("o1", "abc", None, None, None, None, "s3://x/a", "malformed CSV row: expected 6 fields, got 2")],
+    )
+    [row] = tf.enforce_schema(df, SPEC).collect()
+    assert row[tf.REASON] == "malformed CSV row: expected 6 fields, got 2"
+
+
+def test_deduplicate__latest_then_object_name_wins(spark):
+    rows = [
+        ("o1", "1", None, None, None, "2026-11-24 10:00:00", "s3://raw/orders/ingest_date=d/b.csv"),
+        ("o1", "2", None, None, None, "2026-11-24 12:00:00", "s3://raw/orders/ingest_date=d/a.csv"),
+        ("o2", "3", None, None, None, "2026-11-24 10:00:00", "s3://raw/orders/ingest_date=d/a.csv"),
+        ("o2", "4", None, None, None, "2026-11-24 10:00:00", "s3://raw/orders/ingest_date=d/b.csv"),
+    ]
+    valid = tf.enforce_schema(raw_frame(spark, rows), SPEC)
+    result = sorted((r.order_id, str(r.amount)) for r in tf.deduplicate(valid, SPEC).collect())
+    assert result == [("o1", "2.00"), ("o2", "4.00")]
+
+
+def test_add_provenance__columns_and_values(spark):
+    valid = tf.enforce_schema(raw_frame(spark, [("o1", "1", None, None, None, None)]), SPEC)
+    out = tf.add_provenance(valid, SPEC, "run-9", datetime(2026, 11, 24, 18, 0, tzinfo=UTC))
+    assert out.columns == [
+        "order_id",
+        "amount",
+        "quantity",
+        "ok",
+        "day",
+        "updated_at",
+        "lake_source_object",
+        "lake_ingested_at",
+        "lake_run_id",
+        "ingest_date",
+    ]
+    [row] = out.collect()
+    assert (row.lake_source_object, row.lake_run_id) == ("s3://raw/orders/ingest_date=d/a.csv", "run-9")
+    assert row.lake_ingested_at == datetime(2026, 11, 24, 18, 0)
+
+
+def test_file_count__scales_with_rows():
+    assert (tf.file_count(0), tf.file_count(10), tf.file_count(2_000_001)) == (1, 1, 2)
+
+
+def test_parse_partitions__validates_key():
+    assert parse_partitions("ingest_date=a, ingest_date=b,ingest_date=a", "ingest_date") == [
+        "ingest_date=a",
+        "ingest_date=b",
+    ]
+    with pytest.raises(ValueError, match="bad partition 'day=a'"):
+        parse_partitions("day=a", "ingest_date")
