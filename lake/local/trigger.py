@@ -40,7 +40,12 @@ def object_created_event(bucket: str, key: str, size: int, when: datetime | None
         "detail": {
             "version": "0",
             "bucket": {"name": bucket},
-            "object": {"key": key, "size": size, "etag": hashlib.md5(key.encode()).hexdigest(), "sequencer": "0"},
+            "object": {
+                "key": key,
+                "size": size,
+                "etag": hashlib.md5(key.encode()).hexdigest(),
+                "sequencer": "0",
+            },
             "request-id": uuid.uuid4().hex[:16].upper(),
             "requester": ACCOUNT,
             "source-ip-address": "127.0.0.1",
@@ -151,7 +156,10 @@ class LocalTrigger:
         with self._lock:
             for route in self.routes:
                 while route.pending and (force or self._due(route)):
-                    batch, route.pending = route.pending[: route.batch_size], route.pending[route.batch_size :]
+                    batch, route.pending = (
+                        route.pending[: route.batch_size],
+                        route.pending[route.batch_size :],
+                    )
                     route.first_arrival = self._clock() if route.pending else None
                     started.append(self._start(route.state_machine_arn, batch))
         self.started.extend(started)

@@ -1,0 +1,138 @@
+"""Waiting for Step Functions executions and summarising their history."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+@dataclass(frozen=True)
+class StateVisit:
+    """One state entered by an execution."""
+
+    name: str
+    type: str
+    duration_s: float | None
+    error: str | None = None
+    cause: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    arn: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    states: tuple[StateVisit, ...] = field(default=())
+    duration_s: float | None = None
+
+    @property
+    def visited(self) -> list[str]:
+        return [s.name for s in self.states]
+
+    def failed_states(self) -> list[StateVisit]:
+        return [s for s in self.states if s.error is not None]
+
+
+def _failure_details(event: dict[str, Any]) -> dict[str, Any] | None:
+    for key, value in event.items():
+        if key.endswith("FailedEventDetails") or key.endswith("TimedOutEventDetails"):
+            return value
+    return None
+
+
+def _attaches_to(kind: str, visits: list[dict[str, Any]]) -> bool:
+    """A failure event belongs to the last visited state unless that state already exited cleanly."""
+    if not visits or "error" in visits[-1]:
+        return False
+    return not kind.startswith("Execution") or "end" not in visits[-1]
+
+
+def summarize_history(events: list[dict[str, Any]]) -> tuple[StateVisit, ...]:
+    """Visited states in order, with per-state duration and the error/cause of failed ones."""
+    visits: list[dict[str, Any]] = []
+    open_by_name: dict[str, dict[str, Any]] = {}
+    for event in events:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            name = event["stateEnteredEventDetails"]["name"]
+            visit = {"name": name, "type": kind[: -len("StateEntered")], "start": event["timestamp"]}
+            visits.append(visit)
+            open_by_name[name] = visit
+        elif kind.endswith("StateExited"):
+            name = event["stateExitedEventDetails"]["name"]
+            visit = open_by_name.pop(name, None)
+            if visit is not None:
+                visit["end"] = event["timestamp"]
+        elif (details := _failure_details(event)) and _attaches_to(kind, visits):
+            visits[-1]["error"] = details.get("error")
+            visits[-1]["cause"] = details.get("cause")
+    if events and open_by_name:  # states still open when the execution ended (failure)
+        last = events[-1]["timestamp"]
+        for visit in open_by_name.values():
+            visit.setdefault("end", last)
+    return tuple(
+        StateVisit(
+            name=v["name"],
+            type=v["type"],
+            duration_s=(v["end"] - v["start"]).total_seconds() if "end" in v else None,
+            error=v.get("error"),
+            cause=v.get("cause"),
+        )
+        for v in visits
+    )
+
+
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def wait_for_execution(
+    sfn: Any, execution_arn: str, timeout: float = 60.0, interval: float = 0.1
+) -> ExecutionResult:
+    """Poll DescribeExecution until terminal; raise TimeoutError naming the last visited state otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] in TERMINAL:
+            break
+        if time.monotonic() >= deadline:
+            visited = [s.name for s in summarize_history(history(sfn, execution_arn))]
+            raise TimeoutError(f"execution {execution_arn} still RUNNING after {timeout}s; visited {visited}")
+        time.sleep(interval)
+    output = described.get("output")
+    stop = described.get("stopDate")
+    return ExecutionResult(
+        arn=execution_arn,
+        status=described["status"],
+        output=json.loads(output) if output else None,
+        error=described.get("error"),
+        cause=described.get("cause"),
+        states=summarize_history(history(sfn, execution_arn)),
+        duration_s=(stop - described["startDate"]).total_seconds() if stop else None,
+    )
+
+
+def run_definition(
+    sfn: Any, definition: dict[str, Any], execution_input: Any = None, timeout: float = 60.0
+) -> ExecutionResult:
+    """Create a throwaway state machine from `definition`, execute it and wait (tests, experiments)."""
+    arn = sfn.create_state_machine(
+        name=f"adhoc-{time.time_ns()}",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/adhoc",
+    )["stateMachineArn"]
+    started = sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input or {}))
+    return wait_for_execution(sfn, started["executionArn"], timeout=timeout)
