@@ -46,6 +46,7 @@ class StageConfig:
     batch_size: int = 1000
     crawler_poll_interval_seconds: int = 30
     crawler_max_polls: int = 60
+    job_retry_interval_seconds: int = 30
     etl_worker_type: str = "G.1X"
     etl_number_of_workers: int = 2
     dq_worker_type: str = "G.1X"
@@ -67,7 +68,8 @@ class StageConfig:
 _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "batch_window_seconds": (0, 300),  # EventBridge Pipes MaximumBatchingWindowInSeconds
     "batch_size": (1, 10_000),
-    "crawler_poll_interval_seconds": (5, 600),
+    "crawler_poll_interval_seconds": (1, 600),
+    "job_retry_interval_seconds": (1, 300),
     "crawler_max_polls": (1, 1000),
     "etl_number_of_workers": (2, 299),
     "dq_number_of_workers": (2, 299),

@@ -64,6 +64,7 @@ class LakePipeline(Construct):
         key: kms.IKey,
         poll_interval_seconds: int,
         max_polls: int,
+        retry_interval_seconds: int,
         execution_timeout_minutes: int,
         log_retention_days: int,
     ) -> None:
@@ -78,6 +79,7 @@ class LakePipeline(Construct):
         self._topic = topic
         self._poll_interval = poll_interval_seconds
         self._max_polls = max_polls
+        self._retry_interval = retry_interval_seconds
         self._etl_job = etl_job
         self._dq_job = dq_job
 
@@ -140,11 +142,13 @@ class LakePipeline(Construct):
             "Read object events",
             items_path="$",
             item_selector={"event.$": "States.StringToJson($$.Map.Item.Value.body)"},
+            # A JSONPath filter that matches nothing is an error, so first learn whether any object is kept.
+            result_selector={"objects.$": "$", "any.$": "States.ArrayContains($[*].keep, true)"},
             result_path="$",
             max_concurrency=40,
         )
         parse.item_processor(self._classify_object())
-        kept = "$[?(@.keep == true)]"
+        kept = "$.objects[?(@.keep == true)]"
         reduce = sfn.Pass(
             self,
             "Deduplicate partitions",
@@ -164,13 +168,17 @@ class LakePipeline(Construct):
         )
         one_dataset = (
             sfn.Choice(self, "One dataset?")
-            .when(sfn.Condition.number_equals("$.dataset_count", 0), nothing)
             .when(sfn.Condition.number_equals("$.dataset_count", 1), select_dataset)
             .otherwise(mixed)
         )
+        any_objects = (
+            sfn.Choice(self, "Any data objects?")
+            .when(sfn.Condition.boolean_equals("$.any", True), reduce.next(one_dataset))
+            .otherwise(nothing)
+        )
         manual.next(select_dataset)
         start = sfn.Choice(self, "Manual or S3 events?").when(sfn.Condition.is_present("$.dataset"), manual)
-        return sfn.Chain.start(start.otherwise(parse.next(reduce).next(one_dataset)))
+        return sfn.Chain.start(start.otherwise(parse.next(any_objects)))
 
     def _classify_object(self) -> sfn.IChainable:
         key = "$.event.detail.object.key"
@@ -347,7 +355,7 @@ class LakePipeline(Construct):
         )
         task.add_retry(
             errors=list(TRANSIENT_GLUE_ERRORS),
-            interval=Duration.seconds(30),
+            interval=Duration.seconds(self._retry_interval),
             backoff_rate=2.0,
             max_attempts=5,
             max_delay=Duration.minutes(10),

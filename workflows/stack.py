@@ -102,6 +102,7 @@ class DataLakeStack(Stack):
             key=self.storage.key,
             poll_interval_seconds=config.crawler_poll_interval_seconds,
             max_polls=config.crawler_max_polls,
+            retry_interval_seconds=config.job_retry_interval_seconds,
             execution_timeout_minutes=config.execution_timeout_minutes,
             log_retention_days=config.log_retention_days,
         )

@@ -95,9 +95,9 @@ class LocalCloud:
     def client(self, service: str) -> Any:
         return self.emulator.client(service)
 
-    def physical_name(self, logical_id_prefix: str) -> str:
-        """`Ref` value of the one resource whose logical id starts with the prefix."""
-        return self.physical[self._logical_id(logical_id_prefix)].ref
+    def physical_name(self, logical_id_prefix: str, kind: str | None = None) -> str:
+        """`Ref` value of the one resource (of `kind`, if given) whose logical id starts with the prefix."""
+        return self.physical[self._logical_id(logical_id_prefix, kind)].ref
 
     def state_machine_arn(self, logical_id_prefix: str = "") -> str:
         return self.physical[self._logical_id(logical_id_prefix, "AWS::StepFunctions::StateMachine")].ref

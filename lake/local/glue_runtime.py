@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,8 @@ class SimulatedJob:
     outcome: str = "SUCCEEDED"
     error: str | None = None
     reject_starts: int = 0
+    # Called with (run arguments, lake root) before a successful finish: what the real job would write.
+    writes: Callable[[dict[str, str], Path], None] | None = None
 
 
 def _now() -> datetime:
@@ -182,7 +185,11 @@ class GlueRuntime:
             time.sleep(limit)
             self._finish(run, "TIMEOUT", f"Job run timed out after {run.timeout or job.timeout} minutes")
             return
+        started = time.time()
         time.sleep(policy.duration_s)
+        if policy.writes is not None and policy.outcome == "SUCCEEDED":
+            policy.writes(dict(run.arguments or {}), self.root)
+            self._mirror_json(started)
         self._finish(run, policy.outcome, policy.error)
 
     def command_for(self, job: Any, run: Any) -> list[str]:

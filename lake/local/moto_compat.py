@@ -59,6 +59,11 @@ PATCHED_SYMBOLS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "StepFunctionsParserBackend.start_execution",
         ("self", "state_machine_arn", "name", "execution_input", "trace_header"),
     ),
+    (
+        "moto.stepfunctions.parser.backend.execution_worker",
+        "ExecutionWorker._get_evaluation_environment",
+        ("self",),
+    ),
     # Hooked by glue_runtime.py / crawler.py / sns_outbox.py:
     (
         "moto.glue.models",
@@ -175,6 +180,7 @@ def apply() -> None:
         _patch_aws_sdk_streaming_body()
         _patch_describe_execution_datetimes()
         _patch_unnamed_executions()
+        _patch_context_start_time()
         _applied = True
 
 
@@ -350,6 +356,26 @@ def _patch_unnamed_executions() -> None:
 
     start_execution._lake_patched = True  # type: ignore[attr-defined]
     cls.start_execution = start_execution
+
+
+# Defect 7 (new): the context object's `$$.Execution.StartTime` is a Python datetime, so any
+# States.Format or JSON serialisation of it fails with "Object of type datetime is not JSON serializable".
+# AWS provides an ISO 8601 string. Fix: convert it when the evaluation environment is built.
+def _patch_context_start_time() -> None:
+    cls = importlib.import_module("moto.stepfunctions.parser.backend.execution_worker").ExecutionWorker
+    original = cls._get_evaluation_environment
+    if getattr(original, "_lake_patched", False):
+        return
+
+    def _get_evaluation_environment(self):
+        env = original(self)
+        execution = env.states.context_object.context_object_data["Execution"]
+        if hasattr(execution.get("StartTime"), "isoformat"):
+            execution["StartTime"] = execution["StartTime"].isoformat().replace("+00:00", "Z")
+        return env
+
+    _get_evaluation_environment._lake_patched = True  # type: ignore[attr-defined]
+    cls._get_evaluation_environment = _get_evaluation_environment
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:

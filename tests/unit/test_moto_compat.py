@@ -243,3 +243,15 @@ def test_start_execution__unnamed_executions_get_unique_names(sfn):
     second = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
     assert first != second
     assert not first.endswith(":None")
+
+
+def test_context_start_time__formats_as_iso_string(sfn):
+    # Defect 7 (new): $$.Execution.StartTime was a datetime; States.Format failed with States.Runtime.
+    definition = {
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "Parameters": {"s.$": "States.Format('{}', $$.Execution.StartTime)"},
+                         "End": True}},
+    }  # fmt: skip
+    result = run_definition(sfn, definition, {}, timeout=30)
+    assert result.status == "SUCCEEDED", result
+    assert result.output["s"][:2] == "20" and result.output["s"].endswith("Z")

@@ -1,0 +1,176 @@
+"""The whole pipeline offline: synthesize the stack, deploy it into the local cloud, and wire the trigger
+(rule -> queue -> pipe) and the execution-failure rule, which moto does not deliver itself.
+
+    with LocalPipeline.synthesize(root, stage="local") as pipeline:
+        pipeline.put_raw("orders", "ingest_date=2026-11-24", "a.csv", data)
+        results = pipeline.drain()
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from etl.storage import LocalStorage
+from lake.context import StackResources
+from lake.local.cloud import LocalCloud
+from lake.local.executions import ExecutionResult
+from lake.local.glue_runtime import SimulatedJob
+from lake.local.template import resolved_properties
+from lake.local.trigger import (
+    LocalTrigger,
+    execution_status_event,
+    object_created_event,
+    render_input_transformer,
+    routes_from_template,
+)
+from workflows.config import StageConfig
+
+FAILED = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+@dataclass(frozen=True)
+class SynthesizedStack:
+    template_path: Path
+    assets_manifest: Path
+    config: StageConfig
+
+    @property
+    def template(self) -> dict:
+        return json.loads(self.template_path.read_text())
+
+
+def synthesize(stage: str, outdir: Path) -> SynthesizedStack:
+    """`cdk synth` of one stage into `outdir` (no AWS credentials needed)."""
+    from app import build_app
+
+    app, stack, config = build_app({"stage": stage}, outdir=str(outdir), nag=False)
+    assembly = app.synth()
+    artifact = assembly.get_stack_by_name(stack.stack_name)
+    template_path = Path(assembly.directory) / artifact.template_file
+    return SynthesizedStack(template_path, Path(assembly.directory) / f"{stack.stack_name}.assets.json", config)
+
+
+class LocalPipeline:
+    """LocalCloud + the offline trigger + the failure-notification rule, for one synthesized stack."""
+
+    def __init__(
+        self,
+        root: Path,
+        stack: SynthesizedStack,
+        *,
+        simulated_jobs: dict[str, SimulatedJob] | None = None,
+        crawl_min_duration_s: float = 0.0,
+    ) -> None:
+        self.root = Path(root)
+        self.stack = stack
+        self.cloud = LocalCloud(
+            self.root,
+            stack.template_path,
+            assets_manifest=stack.assets_manifest,
+            simulated_jobs=simulated_jobs,
+            crawl_min_duration_s=crawl_min_duration_s,
+        )
+        self.storage = LocalStorage(self.root)
+        self.trigger: LocalTrigger | None = None
+        self._reported: set[str] = set()
+
+    def __enter__(self) -> LocalPipeline:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cloud.stop()
+
+    def start(self) -> LocalPipeline:
+        self.cloud.start()
+        resources = {
+            logical_id: {"Type": r["Type"], "Properties": resolved_properties(self.cloud.resolver, logical_id)}
+            for logical_id, r in self.cloud.template["Resources"].items()
+            if r["Type"] in ("AWS::Events::Rule", "AWS::Pipes::Pipe")
+        }
+        self._rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+        self.trigger = LocalTrigger(routes_from_template(resources), self._start_from_pipe)
+        return self
+
+    # -- names -----------------------------------------------------------------------------------------
+    def bucket(self, logical_prefix: str) -> str:
+        return self.cloud.physical_name(logical_prefix, "AWS::S3::Bucket")
+
+    @property
+    def state_machine_arn(self) -> str:
+        return self.cloud.state_machine_arn("PipelineStateMachine")
+
+    def job_name(self, logical_prefix: str) -> str:
+        return self.cloud.physical_name(logical_prefix, "AWS::Glue::Job")
+
+    def resources(self) -> StackResources:
+        config = self.stack.config
+        return StackResources(
+            state_machine_arn=self.state_machine_arn,
+            datasets=tuple(d.name for d in config.datasets),
+            curated_database=f"lake_{config.name.replace('-', '_').lower()}_curated",
+            staging_bucket=self.bucket("StorageStaging"),
+            raw_bucket=self.bucket("StorageRaw"),
+            curated_bucket=self.bucket("StorageCurated"),
+            athena_workgroup=f"lake-{config.name}",
+        )
+
+    # -- inputs ----------------------------------------------------------------------------------------
+    def put_raw(self, dataset: str, partition: str | None, name: str, data: bytes) -> str:
+        """Land a raw object (folder + emulated S3) and deliver its `Object Created` event to the trigger."""
+        key = "/".join(p for p in (dataset, partition, name) if p)
+        bucket = self.bucket("StorageRaw")
+        self.cloud.put_object(f"s3://{bucket}/{key}", data)
+        self.publish(object_created_event(bucket, key, len(data)))
+        return key
+
+    def publish(self, event: dict) -> bool:
+        assert self.trigger is not None, "start() first"
+        return self.trigger.publish(event)
+
+    def _start_from_pipe(self, state_machine_arn: str, records: list[dict]) -> str:
+        return self.cloud.client("stepfunctions").start_execution(
+            stateMachineArn=state_machine_arn, input=json.dumps(records)
+        )["executionArn"]
+
+    def start_manual(self, dataset: str, partitions: list[str], name: str | None = None) -> str:
+        return self.cloud.start_execution({"dataset": dataset, "partitions": partitions}, "PipelineStateMachine", name)
+
+    # -- running ---------------------------------------------------------------------------------------
+    def wait(self, execution_arn: str, timeout: float = 600) -> ExecutionResult:
+        """Wait for an execution; failed ones are reported through the failure rule, as EventBridge would."""
+        result = self.cloud.wait(execution_arn, timeout=timeout)
+        if result.status in FAILED and execution_arn not in self._reported:
+            self._reported.add(execution_arn)
+            self._report_failure(execution_arn)
+        return result
+
+    def drain(self, timeout: float = 600) -> list[ExecutionResult]:
+        """Flush every pending batch now and wait for the executions it starts."""
+        assert self.trigger is not None, "start() first"
+        started = self.trigger.flush(force=True)
+        deadline = time.monotonic() + timeout
+        return [self.wait(arn, timeout=max(1.0, deadline - time.monotonic())) for arn in started]
+
+    def _report_failure(self, execution_arn: str) -> None:
+        sfn = self.cloud.client("stepfunctions")
+        event = execution_status_event(sfn.describe_execution(executionArn=execution_arn), self.state_machine_arn)
+        sns = self.cloud.client("sns")
+        for rule in self._rules:
+            pattern = rule["EventPattern"]
+            if pattern.get("source") != ["aws.states"]:
+                continue
+            from moto.events.models import EventPattern
+
+            if not EventPattern.load(json.dumps(pattern)).matches_event(event):
+                continue
+            for target in rule.get("Targets", []):
+                message = render_input_transformer(target["InputTransformer"], event)
+                sns.publish(TopicArn=target["Arn"], Message=message, Subject="[lake] execution failed")
+
+    def outbox(self) -> list[dict[str, Any]]:
+        return self.cloud.outbox()

@@ -1,0 +1,193 @@
+"""The synthesized state machine, executed in the emulator: the path taken and the message sent per case."""
+
+from __future__ import annotations
+
+import json
+
+from lake.local.glue_runtime import SimulatedJob
+from tests.workflow.conftest import CSV, dq_result_writer
+
+PARTITION = "ingest_date=2026-11-24"
+HAPPY_TAIL = [
+    "Crawl succeeded?", "Run ETL job", "Run data quality job", "Read data quality result", "Data quality passed?",
+    "Get curated table", "Publish partitions", "Get partition", "Create partition",
+    "Record metrics (published)", "Notify success", "Published",
+]  # fmt: skip
+
+
+def _job_runs(pipeline, job_name):
+    return pipeline.cloud.client("glue").get_job_runs(JobName=job_name)["JobRuns"]
+
+
+def _messages(pipeline):
+    return [m["message"] for m in pipeline.outbox()]
+
+
+def test_execution__happy_path_publishes_and_notifies(make_pipeline, job_names):
+    pipeline = make_pipeline()
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
+    (result,) = pipeline.drain(timeout=120)
+
+    assert result.status == "SUCCEEDED", result.failed_states()
+    visited = result.visited
+    assert visited[:7] == ["Manual or S3 events?", "Read object events", "Data object?", "Partition from key (orders)",
+                           "Any data objects?", "Deduplicate partitions", "One dataset?"]  # fmt: skip
+    assert visited[7:10] == ["Known dataset?", "Settings (orders)", "Start crawler"]
+    assert visited[-len(HAPPY_TAIL) :] == HAPPY_TAIL, visited
+    execution_name = result.arn.rsplit(":", 1)[-1]
+    partition = pipeline.cloud.client("glue").get_partition(
+        DatabaseName="lake_local_curated", TableName="orders", PartitionValues=["2026-11-24"]
+    )["Partition"]
+    assert partition["StorageDescriptor"]["Location"].endswith(f"/orders/{PARTITION}/run_id={execution_name}/")
+    (message,) = _messages(pipeline)
+    assert f'Dataset orders - partitions ["{PARTITION}"] passed data quality and is published.' in message
+    assert "Rows: 3 read, 1 written, 1 rejected, 1 duplicates removed." in message
+    assert "Data quality: Passed (12 rules passed, 0 failed)." in message
+    assert f"Re-run: lake rerun orders --partition {PARTITION}" in message
+    (etl_run,) = _job_runs(pipeline, job_names["etl"])
+    assert json.loads(etl_run["Arguments"]["--partitions"]) == [PARTITION]
+    assert etl_run["Arguments"]["--run_id"] == execution_name
+    transitions = len(visited)
+    print(f"\nstate transitions, happy path (1 object, 1 partition, local poll interval): {transitions}")
+
+
+def test_execution__second_publish_switches_the_partition(make_pipeline):
+    pipeline = make_pipeline()
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
+    (first,) = pipeline.drain(timeout=120)
+    (second,) = [pipeline.wait(pipeline.start_manual("orders", [PARTITION], name="rerun-1"), timeout=120)]
+    assert (first.status, second.status) == ("SUCCEEDED", "SUCCEEDED")
+    assert "Switch partition" in second.visited and "Create partition" not in second.visited
+    location = pipeline.cloud.client("glue").get_partition(
+        DatabaseName="lake_local_curated", TableName="orders", PartitionValues=["2026-11-24"]
+    )["Partition"]["StorageDescriptor"]["Location"]
+    assert location.endswith("/run_id=rerun-1/")
+
+
+def test_execution__duplicate_events_for_one_partition_run_etl_once(make_pipeline, job_names):
+    pipeline = make_pipeline()
+    for name in ("a.csv", "b.csv", "c.csv"):
+        pipeline.put_raw("orders", PARTITION, name, CSV)
+    pipeline.put_raw("orders", "ingest_date=2026-11-25", "d.csv", CSV)
+    (result,) = pipeline.drain(timeout=120)
+    assert result.status == "SUCCEEDED"
+    (etl_run,) = _job_runs(pipeline, job_names["etl"])
+    assert sorted(json.loads(etl_run["Arguments"]["--partitions"])) == [PARTITION, "ingest_date=2026-11-25"]
+
+
+def test_trigger__objects_outside_dataset_prefixes_start_nothing(make_pipeline, job_names):
+    pipeline = make_pipeline()
+    pipeline.put_raw("customers", PARTITION, "a.csv", CSV)
+    pipeline.put_raw("orders", PARTITION, "", b"")  # zero-byte "folder" marker
+    assert pipeline.drain() == []
+    assert len(pipeline.trigger.unmatched) == 2
+
+
+def test_execution__ignored_keys_in_a_batch_end_without_work(make_pipeline, job_names):
+    from lake.local.trigger import object_created_event, sqs_record
+
+    pipeline = make_pipeline()
+    bucket = pipeline.bucket("StorageRaw")
+    records = [sqs_record(object_created_event(bucket, key, 10), "arn:q") for key in (
+        "orders/ingest_date=2026-11-24/_temporary/0/part-0.csv", "orders/ingest_date=2026-11-24/x.csv.tmp",
+        "orders/ingest_date=2026-11-24/.hidden", "customers/a.csv")]  # fmt: skip
+    arn = pipeline.cloud.client("stepfunctions").start_execution(
+        stateMachineArn=pipeline.state_machine_arn, input=json.dumps(records))["executionArn"]  # fmt: skip
+    result = pipeline.wait(arn, timeout=60)
+    assert result.status == "SUCCEEDED"
+    assert result.visited[-1] == "Nothing to process"
+    assert _job_runs(pipeline, job_names["etl"]) == []
+
+
+def test_execution__object_without_partition_folder_uses_event_day(make_pipeline, job_names):
+    pipeline = make_pipeline()
+    pipeline.put_raw("orders", None, "loose.csv", CSV)
+    (result,) = pipeline.drain(timeout=120)
+    assert result.status == "SUCCEEDED"
+    assert "Partition from event time (orders)" in result.visited
+    (etl_run,) = _job_runs(pipeline, job_names["etl"])
+    (partition,) = json.loads(etl_run["Arguments"]["--partitions"])
+    assert partition.startswith("ingest_date=20") and len(partition) == len("ingest_date=2026-11-24")
+
+
+def test_execution__crawler_already_running_waits_then_crawls_again(make_pipeline):
+    pipeline = make_pipeline(crawl_min_duration_s=1.5)
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
+    crawler = pipeline.cloud.physical_name("CatalogCrawlerorders", "AWS::Glue::Crawler")
+    pipeline.cloud.client("glue").start_crawler(Name=crawler)
+    (result,) = pipeline.drain(timeout=120)
+    assert result.status == "SUCCEEDED"
+    visited = result.visited
+    assert visited.count("Start crawler") == 2
+    first_start = visited.index("Start crawler")
+    assert visited[first_start + 1] == "Crawl already running"
+    assert "Restart crawler" in visited
+    assert visited.index("Restart crawler") < len(visited) - 1 - visited[::-1].index("Start crawler")
+
+
+def test_execution__crawl_failed_notifies_and_fails(make_pipeline):
+    pipeline = make_pipeline()
+    pipeline.put_raw("orders", PARTITION, "broken.parquet", b"this is not parquet")
+    (result,) = pipeline.drain(timeout=120)
+    assert result.status == "FAILED"
+    assert result.error == "CrawlFailed"
+    assert result.visited[-2:] == ["Notify: Crawl failed", "Crawl failed"]
+    messages = _messages(pipeline)
+    assert any("ended its last crawl with status FAILED" in m and f"--partition {PARTITION}" in m for m in messages)
+    assert any("ended with status FAILED" in m and "Error: CrawlFailed" in m for m in messages)
+
+
+def test_execution__poll_bound_reached(make_pipeline):
+    pipeline = make_pipeline(crawl_min_duration_s=30)
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
+    (result,) = pipeline.drain(timeout=120)
+    assert result.status == "FAILED"
+    assert result.error == "CrawlerPollTimeout"
+    assert result.visited.count("Get crawler") == 8  # crawler_max_polls of the local stage
+    assert any("was not READY after 8 polls" in m for m in _messages(pipeline))
+
+
+def test_execution__transient_concurrency_error_is_retried(make_pipeline, job_names):
+    pipeline = make_pipeline(etl=SimulatedJob(duration_s=0.1, reject_starts=1))
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
+    (result,) = pipeline.drain(timeout=120)
+    assert result.status == "SUCCEEDED"
+    assert result.visited.count("Run ETL job") == 1
+    assert len(_job_runs(pipeline, job_names["etl"])) == 1
+
+
+def test_execution__etl_failure_fails_at_its_state_and_is_reported(make_pipeline):
+    error = "ValueError: datasets/orders/dataset.yaml: format: bad"
+    pipeline = make_pipeline(etl=SimulatedJob(duration_s=0.1, outcome="FAILED", error=error))
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
+    (result,) = pipeline.drain(timeout=120)
+    assert result.status == "FAILED"
+    assert result.visited[-1] == "Run ETL job"
+    assert result.error == "States.TaskFailed"
+    assert "datasets/orders/dataset.yaml: format: bad" in result.cause
+    (message,) = _messages(pipeline)
+    name = result.arn.rsplit(":", 1)[-1]
+    assert f"Pipeline execution {name} ended with status FAILED." in message
+    assert f"Retry from the failed state: lake redrive {name}" in message
+
+
+def test_execution__data_quality_failure_quarantines_and_alerts(make_pipeline):
+    pipeline = make_pipeline(dq=SimulatedJob(duration_s=0.1, writes=dq_result_writer("Failed", rules_failed=2)))
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
+    (result,) = pipeline.drain(timeout=120)
+    assert result.status == "FAILED"
+    assert result.error == "DataQualityFailed"
+    assert result.visited[-3:] == ["Record metrics (quarantined)", "Notify: Data quality failed", "Data quality failed"]
+    assert "Publish partitions" not in result.visited
+    partitions = pipeline.cloud.client("glue").get_partitions(DatabaseName="lake_local_curated", TableName="orders")
+    assert partitions["Partitions"] == []
+    messages = _messages(pipeline)
+    assert any("failed data quality; the data stays unpublished" in m and "(10 rules passed, 2 failed)" in m
+               for m in messages)  # fmt: skip
+
+
+def test_execution__manual_unknown_dataset_fails_clearly(make_pipeline):
+    pipeline = make_pipeline()
+    result = pipeline.wait(pipeline.start_manual("customers", [PARTITION]), timeout=60)
+    assert (result.status, result.error) == ("FAILED", "UnknownDataset")
+    assert "configured: orders" in result.cause
