@@ -2,14 +2,13 @@
 
     python bench/etl_throughput.py [--size-gb 1.0] [--quick]
 
-The input (orders CSV, see scripts/generate_sample_data.py --size-gb) is cached in build/bench/input-<size>.
+The input (orders CSV, see lake/sample_data.py --size-gb) is cached in build/bench/input-<size>.
 All three runs use this process; the two Spark runs share one Spark session. Goal: ETL <= 1.5x plain Spark.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 import sys
@@ -25,10 +24,9 @@ from etl.storage import LocalStorage  # noqa: E402
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("gen", ROOT / "scripts" / "generate_sample_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from lake import sample_data
+
+    return sample_data
 
 
 def prepare(size_gb: float) -> tuple[Path, dict]:

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from etl.storage import LocalStorage, split_s3_uri
+from lake.executions import ExecutionResult, wait_for_execution
 from lake.local import sns_outbox
 from lake.local.crawler import CrawlerRuntime
 from lake.local.emulator import Emulator
-from lake.local.executions import ExecutionResult, wait_for_execution
 from lake.local.glue_runtime import GlueRuntime, SimulatedJob
 from lake.local.template import Resolver, load_template, physical_resources, resolved_properties
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from etl.storage import LocalStorage
 from lake.context import StackResources
+from lake.executions import ExecutionResult
 from lake.local.cloud import LocalCloud
-from lake.local.executions import ExecutionResult
 from lake.local.glue_runtime import SimulatedJob
 from lake.local.template import resolved_properties
 from lake.local.trigger import (

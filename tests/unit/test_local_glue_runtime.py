@@ -148,7 +148,7 @@ def test_start_job_run__simulated_rejection_then_failure(glue):
 def test_glue_start_job_run_sync__failed_run_fails_task_with_cause(glue, emu):
     client, _ = glue
     _create(client, "sim-fail")
-    from lake.local.executions import run_definition
+    from lake.executions import run_definition
 
     definition = {
         "StartAt": "Run",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from lake.executions import run_definition
 from lake.local import sns_outbox
 from lake.local.emulator import Emulator
-from lake.local.executions import run_definition
 
 
 @pytest.fixture(scope="module")

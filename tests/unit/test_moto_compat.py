@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from lake.executions import run_definition
 from lake.local import moto_compat
 from lake.local.emulator import ACCOUNT_ID, REGION, Emulator
-from lake.local.executions import run_definition
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_glue_start_job_run_sync__not_succeeded_fails_task(emu, sfn, final_state
         runs = glue_backends[ACCOUNT_ID][REGION].jobs[job].job_runs
         assert moto_compat.wait_until(lambda: runs, timeout=10)
         runs[0].status = final_state
-        from lake.local.executions import wait_for_execution
+        from lake.executions import wait_for_execution
 
         result = wait_for_execution(sfn, execution["executionArn"], timeout=30)
     finally:

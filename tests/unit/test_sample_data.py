@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def generator():
-    spec = importlib.util.spec_from_file_location("generate_sample_data", ROOT / "scripts/generate_sample_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from lake import sample_data
+
+    return sample_data
 
 
 def digest(folder: Path) -> dict[str, str]:

@@ -1,4 +1,7 @@
-"""Waiting for Step Functions executions and summarising their history."""
+"""Step Functions executions: waiting for them and summarising their history as the console shows it.
+
+Works with any Step Functions client: AWS, or the local cloud's emulator.
+"""
 
 from __future__ import annotations
 
@@ -30,10 +33,19 @@ class ExecutionResult:
     cause: str | None = None
     states: tuple[StateVisit, ...] = field(default=())
     duration_s: float | None = None
+    input: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.arn.rsplit(":", 1)[-1]
 
     @property
     def visited(self) -> list[str]:
         return [s.name for s in self.states]
+
+    @property
+    def failed_state(self) -> StateVisit | None:
+        return next((s for s in reversed(self.states) if s.error is not None), None)
 
     def failed_states(self) -> list[StateVisit]:
         return [s for s in self.states if s.error is not None]
@@ -112,6 +124,12 @@ def wait_for_execution(
             visited = [s.name for s in summarize_history(history(sfn, execution_arn))]
             raise TimeoutError(f"execution {execution_arn} still RUNNING after {timeout}s; visited {visited}")
         time.sleep(interval)
+    return describe(sfn, execution_arn, described)
+
+
+def describe(sfn: Any, execution_arn: str, described: dict[str, Any] | None = None) -> ExecutionResult:
+    """The execution's status, input/output and visited states (running or finished)."""
+    described = described or sfn.describe_execution(executionArn=execution_arn)
     output = described.get("output")
     stop = described.get("stopDate")
     return ExecutionResult(
@@ -122,7 +140,17 @@ def wait_for_execution(
         cause=described.get("cause"),
         states=summarize_history(history(sfn, execution_arn)),
         duration_s=(stop - described["startDate"]).total_seconds() if stop else None,
+        input=_json(described.get("input")),
     )
+
+
+def _json(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def run_definition(

@@ -1,0 +1,79 @@
+"""Terminal rendering for the `lake` command (rich): executions as the console shows them, reports, rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from lake.executions import ExecutionResult
+
+STATUS_STYLE = {"SUCCEEDED": "green", "FAILED": "red", "TIMED_OUT": "red", "ABORTED": "yellow", "RUNNING": "cyan"}
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f} s"
+
+
+def execution_table(name: str, status: str, states: list[Any], seconds: float | None) -> Table:
+    """States in order with durations; the failing state in red with its error."""
+    style = STATUS_STYLE.get(status, "white")
+    table = Table(title=f"[bold]{name}[/] [{style}]{status}[/] {_seconds(seconds)}", title_justify="left")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("state")
+    table.add_column("type", style="dim")
+    table.add_column("duration", justify="right")
+    table.add_column("error")
+    for index, state in enumerate(states, start=1):
+        duration = state.duration_s
+        error = f"[red]{state.error}[/]" if state.error else ""
+        name_cell = f"[red]{state.name}[/]" if state.error else state.name
+        table.add_row(str(index), name_cell, state.type, _seconds(duration), error)
+    return table
+
+
+def print_result(console: Console, result: ExecutionResult) -> None:
+    console.print(execution_table(result.name, result.status, list(result.states), result.duration_s))
+    failed = result.failed_state
+    if failed is not None:
+        console.print(f"  failed at [bold red]{failed.name}[/]: {failed.error}: {(failed.cause or '')[:600]}")
+    elif result.status != "SUCCEEDED" and result.error:
+        console.print(f"  [red]{result.error}[/]: {(result.cause or '')[:600]}")
+
+
+def print_notifications(console: Console, messages: list[dict]) -> None:
+    for message in messages:
+        console.print(Panel(message["message"], title=message.get("subject") or "notification", title_align="left"))
+
+
+def print_dq_report(console: Console, report: dict) -> None:
+    style = "green" if report["outcome"] == "Passed" else "red"
+    table = Table(
+        title=f"Data quality {report['dataset']} run {report['run_id']}: [{style}]{report['outcome']}[/] "
+        f"({report['rules_passed']} passed, {report['rules_failed']} failed, {report['row_count']} rows)",
+        title_justify="left",
+    )
+    table.add_column("rule")
+    table.add_column("outcome")
+    table.add_column("metric")
+    table.add_column("reason")
+    for rule in report["rules"]:
+        outcome_style = "green" if rule["outcome"] == "Passed" else "red"
+        metrics = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in (rule.get("metrics") or {}).items())
+        table.add_row(rule["rule"], f"[{outcome_style}]{rule['outcome']}[/]", metrics, rule.get("reason") or "")
+    console.print(table)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def print_rows(console: Console, columns: list[str], rows: list[tuple], title: str = "") -> None:
+    table = Table(title=title or None, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
