@@ -1,0 +1,1 @@
+"""Data quality: DQDL parser (dqdl), rule checks (rules), evaluation (evaluate), Glue entry script (job)."""

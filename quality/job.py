@@ -1,1 +1,170 @@
-"""Placeholder: being written."""
+"""Glue data-quality job: evaluate a dataset's rules.dqdl on one run's candidate curated Parquet.
+
+    python -m quality.job --dataset orders --partitions ingest_date=2026-11-24,ingest_date=2026-11-25 \
+        --run_id R --curated_uri s3://curated --staging_uri s3://staging \
+        --datasets_uri s3://artifacts/datasets [--lake_root /tmp/lake] [--lineage_url http://...]
+
+Reads   {datasets_uri}/{dataset}/dataset.yaml and rules.dqdl,
+        {curated_uri}/{dataset}/{partition}/run_id={run_id}/ for every partition (one report for all),
+        {staging_uri}/runs/{dataset}/{run_id}/etl_metrics.json when present (copied into the result).
+Writes  {staging_uri}/runs/{dataset}/{run_id}/dq_result.json: dataset, run_id, partitions, outcome
+        ("Passed" | "Failed"), rules_passed, rules_failed, row_count, rules [{rule, outcome, metrics,
+        reason}], etl; and OpenLineage events under {staging_uri}/lineage/{dataset}/{run_id}/.
+
+Exit status 0 whenever the rules were evaluated, even if some failed (the state machine reads `outcome`);
+non-zero with a message when they cannot be (missing candidate data, invalid rules or dataset file).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import yaml
+
+from etl.readers import parse_partitions
+from etl.spec import DATASET_FILE, RULES_FILE, DatasetSpec, DatasetSpecError, parse_dataset
+from etl.storage import Storage, join_uri, read_json, write_json
+from quality.dqdl import DqdlSyntaxError, Rule, parse_dqdl
+from quality.evaluate import DqReport, evaluate
+
+REQUIRED_ARGS = ["dataset", "partitions", "run_id", "curated_uri", "staging_uri", "datasets_uri"]
+OPTIONAL_ARGS = ["lake_root", "lineage_url"]
+RUN_FOLDER = "run_id"
+
+
+class DqJobError(RuntimeError):
+    """The rules cannot be evaluated (as opposed to: they were evaluated and failed)."""
+
+
+def run_folder(staging_uri: str, dataset: str, run_id: str) -> str:
+    return join_uri(staging_uri, "runs", dataset, run_id)
+
+
+def result_uri(staging_uri: str, dataset: str, run_id: str) -> str:
+    return join_uri(run_folder(staging_uri, dataset, run_id), "dq_result.json")
+
+
+def candidate_uri(curated_uri: str, dataset: str, partition: str, run_id: str) -> str:
+    return join_uri(curated_uri, dataset, partition, f"{RUN_FOLDER}={run_id}")
+
+
+def load_spec(storage: Storage, datasets_uri: str, dataset: str) -> DatasetSpec:
+    uri = join_uri(datasets_uri, dataset, DATASET_FILE)
+    if not storage.exists(uri):
+        raise DatasetSpecError(uri, "(file)", "not found")
+    try:
+        data = yaml.safe_load(storage.read_text(uri))
+    except yaml.YAMLError as error:
+        raise DatasetSpecError(uri, "(yaml)", str(error).replace("\n", " ")) from error
+    spec = parse_dataset(data, source=uri)  # type: ignore[arg-type]
+    if spec.name != dataset:
+        raise DatasetSpecError(uri, "name", f"{spec.name!r} must equal the dataset argument {dataset!r}")
+    return spec
+
+
+def load_rules(storage: Storage, datasets_uri: str, dataset: str) -> tuple[Rule, ...]:
+    """Parse `{datasets_uri}/{dataset}/rules.dqdl`; DqdlSyntaxError names the file, line and column."""
+    uri = join_uri(datasets_uri, dataset, RULES_FILE)
+    if not storage.exists(uri):
+        raise DqJobError(f"no rules file for dataset {dataset!r}: {uri} does not exist")
+    return parse_dqdl(storage.read_text(uri), source=uri)
+
+
+def read_candidate(spark: Any, storage: Storage, uris: list[str]) -> Any:
+    """One DataFrame over the candidate folders; DqJobError naming every folder without Parquet files."""
+    missing = [u for u in uris if not any(k.endswith(".parquet") for k in storage.list_keys(u + "/"))]
+    if missing:
+        raise DqJobError(f"no candidate data (Parquet files) at {', '.join(missing)}; did the ETL job run?")
+    return spark.read.parquet(*[storage.spark_path(u) for u in uris])
+
+
+def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
+    """Evaluate the rules on the run's candidate data; returns (and writes) the dq_result document."""
+    dataset, run_id = args["dataset"], args["run_id"]
+    spec = load_spec(storage, args["datasets_uri"], dataset)
+    rules = load_rules(storage, args["datasets_uri"], dataset)
+    partitions = parse_partitions(args["partitions"], spec.partition_key)
+    inputs = [candidate_uri(args["curated_uri"], dataset, p, run_id) for p in partitions]
+    output = result_uri(args["staging_uri"], dataset, run_id)
+    lineage = _emit_lineage(args, storage, inputs, output)
+    try:
+        report = evaluate(read_candidate(spark, storage, inputs), rules, spark)
+        metrics_uri = join_uri(run_folder(args["staging_uri"], dataset, run_id), "etl_metrics.json")
+        document = {
+            "dataset": dataset,
+            "run_id": run_id,
+            "partitions": partitions,
+            **report.to_dict(),
+            "etl": read_json(storage, metrics_uri) if storage.exists(metrics_uri) else None,
+        }
+        write_json(storage, output, document)
+    except BaseException as error:
+        lineage.fail(error)
+        raise
+    lineage.complete(report)
+    return document
+
+
+class _Lineage:
+    """START at creation, then COMPLETE (inputs carry the DQ assertions facet) or FAIL; see etl/lineage.py."""
+
+    def __init__(self, emitter: Any, inputs: list[str], output: str) -> None:
+        from etl.lineage import LineageDataset
+
+        self.emitter, self.inputs, self.output = emitter, inputs, output
+        self.emitter.start([LineageDataset(u) for u in inputs], [LineageDataset(output)])
+
+    def complete(self, report: DqReport) -> None:
+        from etl.lineage import LineageDataset, dq_assertions_facet
+
+        facet = dq_assertions_facet([(r.rule, r.passed, r.column) for r in report.results])
+        inputs = [LineageDataset(u, facets={"dataQualityAssertions": facet}) for u in self.inputs]
+        self.emitter.complete(inputs, [LineageDataset(self.output)])
+
+    def fail(self, error: BaseException) -> None:
+        from etl.lineage import LineageDataset
+
+        self.emitter.fail(error, [LineageDataset(u) for u in self.inputs])
+
+
+def _emit_lineage(args: dict[str, str], storage: Storage, inputs: list[str], output: str) -> _Lineage:
+    """OpenLineage events of this run (job name `<dataset>-dq`), stored under the staging bucket."""
+    from etl.lineage import LineageEmitter
+
+    emitter = LineageEmitter(
+        storage,
+        args["staging_uri"],
+        args["dataset"],
+        args["run_id"],
+        f"{args['dataset']}-dq",
+        url=args.get("lineage_url") or None,
+    )
+    return _Lineage(emitter, inputs, output)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: 0 when the rules were evaluated; SystemExit(message) when they cannot be."""
+    from etl.session import build_spark, parse_job_args
+    from etl.storage import storage_for
+
+    try:
+        args = parse_job_args(list(sys.argv[1:] if argv is None else argv), REQUIRED_ARGS, OPTIONAL_ARGS)
+        storage = storage_for(args.get("lake_root"))
+        spark = build_spark(f"{args['dataset']}-dq")
+        document = run(args, storage, spark)
+    except (DqJobError, DqdlSyntaxError, DatasetSpecError, ValueError) as error:
+        raise SystemExit(f"data quality job cannot evaluate the rules: {error}") from error
+    print(
+        f"{document['dataset']} run {document['run_id']}: data quality {document['outcome']} "
+        f"({document['rules_passed']} passed, {document['rules_failed']} failed, "
+        f"{document['row_count']} rows)"
+    )
+    for rule in document["rules"]:
+        if rule["outcome"] != "Passed":
+            print(f"  FAILED {rule['rule']}: {rule['reason']}")
+    return 0
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,144 @@
+"""Tests of quality.job.run/main on a fake lake in tmp_path (LocalStorage) with tiny candidate Parquet."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from etl.storage import LocalStorage
+from quality.dqdl import DqdlSyntaxError
+from quality.job import DqJobError, main, run
+
+pytestmark = pytest.mark.spark
+
+SCHEMA = (
+    "order_id string, customer_id string, status string, currency string, amount decimal(12,2), "
+    "quantity int, country string, run_id string"
+)
+GOOD = [
+    ("o1", "c1", "placed", "EUR", Decimal("12.50"), 1, "DE", "run-1"),
+    ("o2", "c2", "refunded", "USD", Decimal("-0.01"), 2, "US", "run-1"),
+]
+NULL_COUNTRY = [*GOOD[:1], ("o2", "c2", "paid", "USD", Decimal("5.00"), 2, None, "run-1")]
+DAY2 = [("o3", "c3", "paid", "GBP", Decimal("30.00"), 3, "FR", "run-1")]
+BAD = [  # status not allowed, country of length 3 (and it is 1 of 2 non-null countries)
+    ("o1", "c1", "lost", "EUR", Decimal("12.50"), 1, "DEU", "run-1"),
+    ("o2", "c2", "paid", "USD", Decimal("20.00"), 2, "FR", "run-1"),
+]
+P1, P2 = "ingest_date=2026-11-24", "ingest_date=2026-11-25"
+
+
+def make_lake(tmp_path: Path, repo_root: Path, spark, partitions: dict[str, list], run_id: str = "run-1"):
+    shutil.copytree(repo_root / "datasets" / "orders", tmp_path / "artifacts" / "datasets" / "orders")
+    for partition, rows in partitions.items():
+        folder = tmp_path / "curated-bucket" / "orders" / partition / f"run_id={run_id}"
+        spark.createDataFrame(rows, SCHEMA).coalesce(1).write.mode("overwrite").parquet(str(folder))
+    return LocalStorage(tmp_path)
+
+
+def job_args(partitions: str = P1, run_id: str = "run-1") -> dict[str, str]:
+    return {
+        "dataset": "orders",
+        "partitions": partitions,
+        "run_id": run_id,
+        "curated_uri": "s3://curated-bucket",
+        "staging_uri": "s3://staging-bucket",
+        "datasets_uri": "s3://artifacts/datasets",
+    }
+
+
+def written_result(tmp_path: Path, run_id: str = "run-1") -> dict:
+    return json.loads(
+        (tmp_path / "staging-bucket" / "runs" / "orders" / run_id / "dq_result.json").read_text()
+    )
+
+
+def test_run__passing_data_over_two_partitions_writes_passed(tmp_path, repo_root, spark):
+    storage = make_lake(tmp_path, repo_root, spark, {P1: GOOD, P2: DAY2})
+    etl_metrics = {"input_rows": 4, "output_rows": 3, "rejected_rows": 1, "duplicates_removed": 0}
+    metrics_file = tmp_path / "staging-bucket" / "runs" / "orders" / "run-1" / "etl_metrics.json"
+    metrics_file.parent.mkdir(parents=True)
+    metrics_file.write_text(json.dumps(etl_metrics))
+
+    document = run(job_args(f"{P1},{P2}"), storage, spark)
+
+    assert written_result(tmp_path) == document
+    assert (document["dataset"], document["run_id"], document["partitions"]) == ("orders", "run-1", [P1, P2])
+    assert (document["outcome"], document["rules_passed"], document["rules_failed"]) == ("Passed", 12, 0)
+    assert document["row_count"] == 3
+    assert document["etl"] == etl_metrics
+    by_rule = {r["rule"]: r for r in document["rules"]}
+    assert by_rule['Mean "amount" between 1 and 5000']["metrics"] == {
+        "Column.amount.Mean": pytest.approx(14.163333)
+    }
+    lineage = tmp_path / "staging-bucket" / "lineage" / "orders" / "run-1"
+    assert sorted(p.name for p in lineage.iterdir()) == [
+        "orders-dq-1-START.json",
+        "orders-dq-2-COMPLETE.json",
+    ]
+    complete = json.loads((lineage / "orders-dq-2-COMPLETE.json").read_text())
+    assertions = complete["inputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
+    assert len(assertions) == 12
+
+
+def test_run__completeness_below_threshold_is_reported(tmp_path, repo_root, spark):
+    # 1 of 2 countries is null -> Completeness 0.5 < 0.9
+    storage = make_lake(tmp_path, repo_root, spark, {P1: NULL_COUNTRY})
+    document = run(job_args(), storage, spark)
+    assert document["outcome"] == "Failed"
+    failed = [r for r in document["rules"] if r["outcome"] == "Failed"]
+    assert [r["rule"] for r in failed] == ['Completeness "country" >= 0.9']
+    assert failed[0]["metrics"] == {"Column.country.Completeness": 0.5}
+    assert failed[0]["reason"] == 'Completeness of "country" is 0.5, expected >= 0.9'
+    assert document["etl"] is None
+
+
+def test_run__failing_data_writes_failed_with_failed_rules(tmp_path, repo_root, spark):
+    storage = make_lake(tmp_path, repo_root, spark, {P1: BAD})
+    document = run(job_args(), storage, spark)
+    assert written_result(tmp_path)["outcome"] == "Failed"
+    assert (document["rules_passed"], document["rules_failed"], document["row_count"]) == (10, 2, 2)
+    failed = [r for r in document["rules"] if r["outcome"] == "Failed"]
+    assert [r["rule"] for r in failed] == [
+        'ColumnValues "status" in ["placed", "paid", "shipped", "delivered", "cancelled", "refunded"]',
+        'ColumnLength "country" = 2',
+    ]
+    assert failed[0]["metrics"] == {"Column.status.ColumnValues.Compliance": 0.5}
+    assert '"status"' in failed[0]["reason"]
+    assert '1 of 2 non-null values of "country"' in failed[1]["reason"]
+
+
+def test_run__missing_candidate_data_names_the_path(tmp_path, repo_root, spark):
+    storage = make_lake(tmp_path, repo_root, spark, {P1: GOOD})
+    with pytest.raises(DqJobError, match=r"s3://curated-bucket/orders/ingest_date=2026-11-25/run_id=run-1"):
+        run(job_args(f"{P1},{P2}"), storage, spark)
+    assert not (tmp_path / "staging-bucket" / "runs" / "orders" / "run-1" / "dq_result.json").exists()
+    lineage = tmp_path / "staging-bucket" / "lineage" / "orders" / "run-1"
+    assert sorted(p.name for p in lineage.iterdir()) == ["orders-dq-1-START.json", "orders-dq-2-FAIL.json"]
+
+
+def test_run__rules_syntax_error_names_file_line_column(tmp_path, repo_root, spark):
+    storage = make_lake(tmp_path, repo_root, spark, {P1: GOOD})
+    rules = tmp_path / "artifacts" / "datasets" / "orders" / "rules.dqdl"
+    rules.write_text('Rules = [\n    RowCount > 0,\n    IsComplet "order_id"\n]\n')
+    with pytest.raises(DqdlSyntaxError) as info:
+        run(job_args(), storage, spark)
+    assert str(info.value).startswith(
+        "s3://artifacts/datasets/orders/rules.dqdl:3:5: unknown rule type 'IsComplet'"
+    )
+
+
+def test_main__exits_zero_on_failed_rules_and_nonzero_on_missing_data(tmp_path, repo_root, spark, capsys):
+    make_lake(tmp_path, repo_root, spark, {P1: BAD})
+    argv = [f"--{k}={v}" for k, v in job_args().items()] + ["--lake_root", str(tmp_path)]
+    assert main(argv) == 0
+    assert "data quality Failed (10 passed, 2 failed, 2 rows)" in capsys.readouterr().out
+    missing = [f"--{k}={v}" for k, v in job_args(run_id="run-2").items()] + ["--lake_root", str(tmp_path)]
+    with pytest.raises(SystemExit) as info:
+        main(missing)
+    assert "no candidate data" in str(info.value.code)
+    assert "run_id=run-2" in str(info.value.code)
