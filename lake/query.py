@@ -37,7 +37,9 @@ def local_table_sql(glue: Any, storage: LocalStorage, database: str, table: str)
             f"'{value.replace(chr(39), chr(39) * 2)}' AS {key}"
             for key, value in zip(keys, partition["Values"], strict=True)
         )
-        selects.append(f"SELECT *, {literals} FROM read_parquet('{folder.as_posix()}/*.parquet')")
+        # The run folder sits under `key=value/run_id=.../`: no Hive columns from the path, the catalog's value wins.
+        files = f"read_parquet('{folder.as_posix()}/*.parquet', hive_partitioning = false)"
+        selects.append(f"SELECT *, {literals} FROM {files}")
     return " UNION ALL BY NAME ".join(selects) if selects else None
 
 

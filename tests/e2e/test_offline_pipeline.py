@@ -1,0 +1,115 @@
+"""The whole pipeline offline with the real jobs: Spark ETL and DQ in Glue-style subprocesses, the real
+crawler, the synthesized state machine. One local cloud for the module; each test uses its own days."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from etl.storage import read_json
+from lake.local.runtime import LocalPipeline, synthesize
+from lake.query import query_local
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+pytestmark = pytest.mark.e2e
+
+HEADER = "order_id,customer_id,order_ts,status,currency,amount,quantity,country,updated_at\n"
+
+
+def _csv(*rows: str) -> bytes:
+    return (HEADER + "".join(r + "\n" for r in rows)).encode()
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    with LocalPipeline(root / "lake", synthesize("local", root / "cdk.out")) as running:
+        yield running
+
+
+def _curated(pipeline, where: str) -> list[tuple]:
+    sql = f"select order_id, customer_id, status, currency, cast(amount as varchar), quantity, ingest_date, " \
+          f"lake_source_object from orders where {where} order by order_id"  # fmt: skip
+    return query_local(sql, glue=pipeline.cloud.client("glue"), storage=pipeline.storage,
+                       database="lake_local_curated").rows  # fmt: skip
+
+
+def _dq_report(pipeline, run_id: str) -> dict:
+    uri = f"s3://{pipeline.bucket('StorageStaging')}/runs/orders/{run_id}/dq_result.json"
+    return read_json(pipeline.storage, uri)
+
+
+def test_happy_path__curated_rows_match_expected(pipeline):
+    day = "ingest_date=2026-10-01"
+    key = pipeline.put_raw("orders", day, "a.csv", _csv(
+        "o-1,c-1,2026-10-01 08:00:00,placed,EUR,10.00,1,DE,2026-10-01 08:00:00",
+        "o-1,c-1,2026-10-01 08:00:00,paid,EUR,10.00,1,DE,2026-10-01 09:00:00",  # later version wins
+        "o-2,c-2,2026-10-01 08:30:00,paid,USD,25.50,2,US,2026-10-01 08:30:00",
+        "o-3,c-3,2026-10-01 09:00:00,paid,EUR,not-a-number,1,FR,2026-10-01 09:00:00",  # rejected
+        "o-4,c-4,2026-10-01 09:30:00,shipped,GBP,99.99,3,GB,2026-10-01 09:30:00",
+    ))  # fmt: skip
+    pipeline.put_raw("orders", day, "b.csv", _csv("o-5,c-5,2026-10-01 10:00:00,paid,EUR,5.00,1,NL,2026-10-01 10:00:00"))
+    (result,) = pipeline.drain(timeout=600)
+    assert result.status == "SUCCEEDED", (result.failed_state, result.cause)
+    source = f"s3://{pipeline.bucket('StorageRaw')}/{key}"
+    assert _curated(pipeline, "ingest_date = '2026-10-01'") == [
+        ("o-1", "c-1", "paid", "EUR", "10.00", 1, "2026-10-01", source),
+        ("o-2", "c-2", "paid", "USD", "25.50", 2, "2026-10-01", source),
+        ("o-4", "c-4", "shipped", "GBP", "99.99", 3, "2026-10-01", source),
+        ("o-5", "c-5", "paid", "EUR", "5.00", 1, "2026-10-01", source.replace("a.csv", "b.csv")),
+    ]
+    report = _dq_report(pipeline, result.name)
+    assert report["outcome"] == "Passed"
+    assert {k: report["etl"][k] for k in ("input_rows", "output_rows", "rejected_rows", "duplicates_removed")} == {
+        "input_rows": 6, "output_rows": 4, "rejected_rows": 1, "duplicates_removed": 1}  # fmt: skip
+    rejects_folder = pipeline.storage.local_path(
+        f"s3://{pipeline.bucket('StorageStaging')}/rejects/orders/{day}/run_id={result.name}/"
+    )
+    rejects = [json.loads(line) for f in rejects_folder.glob("*.json") for line in f.read_text().splitlines()]
+    assert [(r["source_object"], r["reason"]) for r in rejects] == [
+        (source, "column amount: 'not-a-number' is not decimal(12,2)")
+    ]
+    etl_runs = pipeline.cloud.client("glue").get_job_runs(JobName=pipeline.job_name("JobsEtlJob"))["JobRuns"]
+    assert sum(result.name == r["Arguments"]["--run_id"] for r in etl_runs) == 1  # two events, one ETL run
+    lineage = pipeline.storage.list_keys(f"s3://{pipeline.bucket('StorageStaging')}/lineage/orders/{result.name}/")
+    assert any(k.endswith("COMPLETE.json") for k in lineage)
+
+
+def _bad_day_rows(prefix: str) -> bytes:
+    rows = [f"{prefix}-{n},c-{n},2026-10-05 08:00:00,paid,XXX,-50.00,1,DE,2026-10-05 08:00:00" for n in range(10)]
+    return _csv(*rows)
+
+
+def _good_day_rows(prefix: str) -> bytes:
+    rows = [f"{prefix}-{n},c-{n},2026-10-05 08:00:00,paid,EUR,50.00,1,DE,2026-10-05 08:00:00" for n in range(10)]
+    return _csv(*rows)
+
+
+def test_data_quality_failure__quarantined_alerted_then_rerun_replaces(pipeline):
+    from lake.ops import rerun
+
+    day = "ingest_date=2026-10-05"
+    pipeline.put_raw("orders", day, "day.csv", _bad_day_rows("bad"))
+    (failed,) = pipeline.drain(timeout=600)
+    assert (failed.status, failed.error) == ("FAILED", "DataQualityFailed")
+    report = _dq_report(pipeline, failed.name)
+    failed_rules = [r["rule"] for r in report["rules"] if r["outcome"] == "Failed"]
+    assert 'ColumnValues "currency" in ["EUR", "USD", "GBP"]' in failed_rules
+    assert _curated(pipeline, "ingest_date = '2026-10-05'") == []  # quarantined: not visible
+    quarantined = pipeline.storage.local_path(
+        f"s3://{pipeline.bucket('StorageCurated')}/orders/{day}/run_id={failed.name}/"
+    )
+    assert list(quarantined.glob("*.parquet"))
+    assert any("failed data quality" in m["message"] and day in m["message"] for m in pipeline.outbox())
+
+    raw_file = pipeline.storage.local_path(f"s3://{pipeline.bucket('StorageRaw')}/orders/{day}/day.csv")
+    raw_file.write_bytes(_good_day_rows("good"))  # the source fixed in place
+    sfn = pipeline.cloud.client("stepfunctions")
+    for attempt in ("first", "second"):
+        arn = rerun(sfn, pipeline.state_machine_arn, dataset="orders", partitions=[day], known_datasets=["orders"])
+        result = pipeline.wait(arn, timeout=600)
+        assert result.status == "SUCCEEDED", (attempt, result.failed_state)
+    rows = _curated(pipeline, "ingest_date = '2026-10-05'")
+    assert [r[0] for r in rows] == [f"good-{n}" for n in range(10)]  # replaced, not duplicated
