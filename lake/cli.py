@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -206,6 +207,8 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
+    # moto logs every JSONPath probe the state machine makes (e.g. IsPresent on a missing field) as an error.
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
     try:
         if args.command == "demo":
             from lake.demo import run_demo

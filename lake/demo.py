@@ -46,9 +46,15 @@ def _run_batch(pipeline: LocalPipeline, console: Console) -> list[ExecutionResul
 
 
 def _show_dq(pipeline: LocalPipeline, result: ExecutionResult, console: Console) -> None:
+    """The DQ report: every rule when the run failed, one line when it passed."""
     uri = f"s3://{pipeline.bucket('StorageStaging')}/runs/{DATASET}/{result.name}/dq_result.json"
-    if pipeline.storage.exists(uri):
-        render.print_dq_report(console, read_json(pipeline.storage, uri))
+    if not pipeline.storage.exists(uri):
+        return
+    report = read_json(pipeline.storage, uri)
+    if report["outcome"] == "Passed":
+        console.print(f"  data quality: [green]Passed[/] ({report['rules_passed']} rules, {report['row_count']} rows)")
+    else:
+        render.print_dq_report(console, report)
 
 
 def run_demo(root: Path, console: Console) -> int:

@@ -22,6 +22,7 @@ class StateVisit:
     duration_s: float | None
     error: str | None = None
     cause: str | None = None
+    in_map_iteration: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,10 @@ class ExecutionResult:
 
     @property
     def failed_state(self) -> StateVisit | None:
-        return next((s for s in reversed(self.states) if s.error is not None), None)
+        """The last top-level state with an error (a Map's failing iteration fails the Map state too)."""
+        failed = [s for s in self.states if s.error is not None]
+        top_level = [s for s in failed if not s.in_map_iteration]
+        return (top_level or failed or [None])[-1]
 
     def failed_states(self) -> list[StateVisit]:
         return [s for s in self.states if s.error is not None]
@@ -69,11 +73,17 @@ def summarize_history(events: list[dict[str, Any]]) -> tuple[StateVisit, ...]:
     """Visited states in order, with per-state duration and the error/cause of failed ones."""
     visits: list[dict[str, Any]] = []
     open_by_name: dict[str, dict[str, Any]] = {}
+    open_iterations = 0
     for event in events:
         kind = event["type"]
+        if kind == "MapIterationStarted":
+            open_iterations += 1
+        elif kind in ("MapIterationSucceeded", "MapIterationFailed", "MapIterationAborted"):
+            open_iterations = max(0, open_iterations - 1)
         if kind.endswith("StateEntered"):
             name = event["stateEnteredEventDetails"]["name"]
-            visit = {"name": name, "type": kind[: -len("StateEntered")], "start": event["timestamp"]}
+            visit = {"name": name, "type": kind[: -len("StateEntered")], "start": event["timestamp"],
+                     "in_map": open_iterations > 0}  # fmt: skip
             visits.append(visit)
             open_by_name[name] = visit
         elif kind.endswith("StateExited"):
@@ -95,6 +105,7 @@ def summarize_history(events: list[dict[str, Any]]) -> tuple[StateVisit, ...]:
             duration_s=(v["end"] - v["start"]).total_seconds() if "end" in v else None,
             error=v.get("error"),
             cause=v.get("cause"),
+            in_map_iteration=v["in_map"],
         )
         for v in visits
     )

@@ -17,8 +17,30 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f} s"
 
 
+def _rows(states: list[Any]) -> list[tuple[Any, int, float | None]]:
+    """Top-level states in order; the states of Map iterations folded into one row per state name
+    (with the iteration count and the longest duration), as the console's Map view summarises them."""
+    rows: list[list[Any]] = []
+    folded: dict[str, list[Any]] = {}
+    for state in states:
+        if not state.in_map_iteration:
+            folded = {} if state.type == "Map" else folded
+            rows.append([state, 1, state.duration_s])
+            continue
+        row = folded.get(state.name)
+        if row is None:
+            row = folded[state.name] = [state, 0, None]
+            rows.append(row)
+        row[1] += 1
+        if state.duration_s is not None:
+            row[2] = max(row[2] or 0.0, state.duration_s)
+        if state.error and not row[0].error:
+            row[0] = state
+    return [tuple(r) for r in rows]
+
+
 def execution_table(name: str, status: str, states: list[Any], seconds: float | None) -> Table:
-    """States in order with durations; the failing state in red with its error."""
+    """States in order with durations; errors in red (yellow when the execution went on: caught)."""
     style = STATUS_STYLE.get(status, "white")
     table = Table(title=f"[bold]{name}[/] [{style}]{status}[/] {_seconds(seconds)}", title_justify="left")
     table.add_column("#", justify="right", style="dim")
@@ -26,17 +48,20 @@ def execution_table(name: str, status: str, states: list[Any], seconds: float | 
     table.add_column("type", style="dim")
     table.add_column("duration", justify="right")
     table.add_column("error")
-    for index, state in enumerate(states, start=1):
-        duration = state.duration_s
-        error = f"[red]{state.error}[/]" if state.error else ""
-        name_cell = f"[red]{state.name}[/]" if state.error else state.name
-        table.add_row(str(index), name_cell, state.type, _seconds(duration), error)
+    caught = status == "SUCCEEDED"
+    for index, (state, count, duration) in enumerate(_rows(states), start=1):
+        label = f"  {state.name} [dim]x{count}[/]" if state.in_map_iteration else state.name
+        error = ""
+        if state.error:
+            error = f"[yellow]caught {state.error}[/]" if caught else f"[red]{state.error}[/]"
+            label = label if caught else f"[red]{label}[/]"
+        table.add_row(str(index), label, state.type, _seconds(duration), error)
     return table
 
 
 def print_result(console: Console, result: ExecutionResult) -> None:
     console.print(execution_table(result.name, result.status, list(result.states), result.duration_s))
-    failed = result.failed_state
+    failed = result.failed_state if result.status != "SUCCEEDED" else None
     if failed is not None:
         console.print(f"  failed at [bold red]{failed.name}[/]: {failed.error}: {(failed.cause or '')[:600]}")
     elif result.status != "SUCCEEDED" and result.error:

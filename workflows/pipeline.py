@@ -30,6 +30,7 @@ from workflows.nag import S3_READ_ACTIONS, acknowledge_wildcards, arn_finding
 
 # Keys the trigger ignores: S3 "folder" markers, Spark/Hadoop temporary output and hidden files.
 IGNORED_KEY_PATTERNS = ("*/_temporary/*", "*.tmp", "*_$folder$", "*/_SUCCESS", "*/.*")
+SELF_REPORTED_ERRORS = ("DataQualityFailed", "CrawlFailed", "CrawlerPollTimeout")
 TRANSIENT_GLUE_ERRORS = (
     "Glue.ConcurrentRunsExceededException",
     "Glue.ThrottlingException",
@@ -121,6 +122,8 @@ class LakePipeline(Construct):
                 detail={
                     "status": ["FAILED", "TIMED_OUT", "ABORTED"],
                     "stateMachineArn": [self.state_machine.state_machine_arn],
+                    # Outcomes the state machine reports itself, with the run's details, are not repeated.
+                    "error": [{"exists": False}, {"anything-but": list(SELF_REPORTED_ERRORS)}],
                 },
             ),
             targets=[targets.SnsTopic(topic, message=_failure_message())],
@@ -580,6 +583,5 @@ def _failure_message() -> events.RuleTargetInput:
         f"Console: https://console.aws.amazon.com/states/home?region={field('$.region')}#/v2/executions/details/"
         f"{field('$.detail.executionArn')}\n"
         f"Look: lake show {field('$.detail.name')}\n"
-        f"Retry from the failed state: lake redrive {field('$.detail.name')}\n"
-        f"Input: {field('$.detail.input')}"
+        f"Retry from the failed state: lake redrive {field('$.detail.name')}"
     )

@@ -107,7 +107,13 @@ def test_failure_rule__reports_failed_timed_out_aborted_executions(template):
             "EventPattern": Match.object_like(
                 {
                     "source": ["aws.states"],
-                    "detail": Match.object_like({"status": ["FAILED", "TIMED_OUT", "ABORTED"]}),
+                    "detail": Match.object_like(
+                        {
+                            "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                            "error": [{"exists": False},
+                                      {"anything-but": ["DataQualityFailed", "CrawlFailed", "CrawlerPollTimeout"]}],
+                        }
+                    ),
                 }
             ),
             "Targets": [Match.object_like({"InputTransformer": Match.any_value()})],

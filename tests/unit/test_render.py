@@ -1,0 +1,43 @@
+"""Execution rendering: Map iterations folded per state, caught errors not shown as failures."""
+
+from rich.console import Console
+
+from lake import render
+from lake.executions import ExecutionResult, StateVisit
+
+
+def _result(status: str) -> ExecutionResult:
+    states = (
+        StateVisit("Read object events", "Map", 0.5),
+        StateVisit("Data object?", "Choice", 0.0, in_map_iteration=True),
+        StateVisit("Partition from key", "Pass", 0.1, in_map_iteration=True),
+        StateVisit("Data object?", "Choice", 0.2, in_map_iteration=True),
+        StateVisit("Partition from key", "Pass", 0.0, in_map_iteration=True),
+        StateVisit("Run ETL job", "Task", 30.0, error="States.TaskFailed" if status == "FAILED" else None),
+        StateVisit("Get partition", "Task", 0.1, error="Glue.EntityNotFoundException", in_map_iteration=True),
+    )
+    return ExecutionResult(arn="arn:aws:states:us-east-1:1:execution:sm:run-1", status=status, states=states)
+
+
+def _text(result: ExecutionResult) -> str:
+    console = Console(record=True, width=140)
+    render.print_result(console, result)
+    return console.export_text()
+
+
+def test_execution_table__folds_map_iterations():
+    text = _text(_result("SUCCEEDED"))
+    assert "Data object? x2" in text and "Partition from key x2" in text
+    assert text.count("Data object?") == 1
+
+
+def test_execution_table__caught_errors_in_a_succeeded_run_are_not_failures():
+    text = _text(_result("SUCCEEDED"))
+    assert "caught Glue.EntityNotFoundException" in text
+    assert "failed at" not in text
+
+
+def test_execution_table__failed_run_names_the_failed_state():
+    text = _text(_result("FAILED"))
+    assert "failed at Run ETL job: States.TaskFailed" in text
+    assert "States.TaskFailed" in text
