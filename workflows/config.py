@@ -43,7 +43,7 @@ class StageConfig:
     oncall_emails: tuple[str, ...] = ()
     oncall_https_endpoints: tuple[str, ...] = ()
     batch_window_seconds: int = 60
-    batch_size: int = 1000
+    batch_size: int = 200
     crawler_poll_interval_seconds: int = 30
     crawler_max_polls: int = 60
     job_retry_interval_seconds: int = 30
@@ -67,7 +67,8 @@ class StageConfig:
 
 _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "batch_window_seconds": (0, 300),  # EventBridge Pipes MaximumBatchingWindowInSeconds
-    "batch_size": (1, 10_000),
+    # Each S3 event record is ~1.1 KB in the execution input, and StartExecution accepts 256 KiB.
+    "batch_size": (1, 200),
     "crawler_poll_interval_seconds": (1, 600),
     "job_retry_interval_seconds": (1, 300),
     "crawler_max_polls": (1, 1000),

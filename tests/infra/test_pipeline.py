@@ -94,7 +94,7 @@ def test_trigger__rule_to_queue_to_pipe(template):
     template.has_resource_properties(
         "AWS::Pipes::Pipe",
         {
-            "SourceParameters": {"SqsQueueParameters": {"BatchSize": 1000, "MaximumBatchingWindowInSeconds": 60}},
+            "SourceParameters": {"SqsQueueParameters": {"BatchSize": 200, "MaximumBatchingWindowInSeconds": 60}},
             "TargetParameters": {"StepFunctionStateMachineParameters": {"InvocationType": "FIRE_AND_FORGET"}},
         },
     )

@@ -40,6 +40,7 @@ def test_parse_stage__defaults_are_safe():
     [
         (_stage(batch_window_seconds=900), "stages.qa.batch_window_seconds", "from 0 to 300"),
         (_stage(batch_window_seconds="60"), "stages.qa.batch_window_seconds", "integer"),
+        (_stage(batch_size=1000), "stages.qa.batch_size", "from 1 to 200"),
         (_stage(etl_worker_type="G.3X"), "stages.qa.etl_worker_type", "'G.3X' is not one of"),
         (_stage(etl_number_of_workers=1), "stages.qa.etl_number_of_workers", "from 2 to 299"),
         (_stage(removal_policy="nuke"), "stages.qa.removal_policy", "'retain' or 'destroy'"),

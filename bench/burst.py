@@ -1,0 +1,496 @@
+"""Burst benchmark: N raw files over T seconds across P partitions, through the real offline trigger path.
+
+    python bench/burst.py [--files 600] [--seconds 60] [--partitions 10] [--quick]
+
+put_raw -> rule -> queue -> batching window (the `local` stage: 2 s) -> one execution per batch -> the
+synthesized state machine in the emulator -> the real crawler (DuckDB, tiny files) -> simulated Glue ETL and
+DQ jobs (no Spark). `trigger.flush()` runs every 0.5 s, as `lake up` does. Afterwards a sample of the same
+files is re-run the naive way (one execution per file: a Pipe batch of one record) to measure its
+transitions per execution. Prints what was measured offline, then a monthly cost, batched vs naive, at
+10,000 files/hour over 10 partitions with the dev stage's 60 s window (extrapolated; assumptions named).
+
+Not a test: nothing is asserted; the goals are printed with PASS/MISS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+from etl.storage import LocalStorage  # noqa: E402
+from lake.executions import ExecutionResult  # noqa: E402
+from lake.local import crawler as local_crawler  # noqa: E402
+from lake.local.glue_runtime import SimulatedJob  # noqa: E402
+from lake.local.runtime import LocalPipeline, synthesize  # noqa: E402
+from lake.local.template import physical_resources  # noqa: E402
+from lake.local.trigger import object_created_event, sqs_record  # noqa: E402
+from workflows.config import load_stage  # noqa: E402
+
+WORK = ROOT / "build" / "bench" / "burst"
+HEADER = "order_id,customer_id,order_ts,status,currency,amount,quantity,country,updated_at\n"
+FLUSH_EVERY_S = 0.5  # lake/up.py polls and flushes every 0.5 s
+
+# -- public list prices, us-east-1 ----------------------------------------------------------------------------
+# Taken 2026-11-24 from (not re-fetched in this offline run; re-check before quoting a figure):
+#   https://aws.amazon.com/step-functions/pricing/   https://aws.amazon.com/glue/pricing/
+#   https://aws.amazon.com/eventbridge/pricing/      https://aws.amazon.com/sqs/pricing/
+#   https://aws.amazon.com/sns/pricing/              https://aws.amazon.com/cloudwatch/pricing/
+SFN_STANDARD_PER_TRANSITION = 0.025 / 1_000  # Step Functions Standard, per state transition
+GLUE_PER_DPU_HOUR = 0.44  # crawlers and Spark jobs alike
+CRAWLER_MIN_BILLED_S = 600  # crawlers: billed per second, 10-minute minimum per crawl
+CRAWLER_DPUS = 2  # ASSUMPTION: a crawler's DPUs are not published; the pricing page's example uses 2
+JOB_MIN_BILLED_S = 60  # Glue 2.0+ Spark jobs: billed per second, 1-minute minimum
+G1X_DPUS_PER_WORKER = 1  # G.1X = 1 DPU per worker
+EVENTBRIDGE_AWS_SERVICE_EVENT = 0.0  # S3 -> default bus -> rule: AWS service events are free
+PIPES_PER_REQUEST = 0.40 / 1_000_000  # each event entering the pipe, per 64 KB chunk
+PIPES_CHUNK_BYTES = 64 * 1024
+SQS_PER_REQUEST = 0.40 / 1_000_000  # standard queue, per API request per 64 KB chunk (after the free tier)
+SQS_MAX_MESSAGES_PER_RECEIVE = 10  # ReceiveMessage / DeleteMessageBatch carry at most 10 messages
+SNS_PER_PUBLISH = 0.50 / 1_000_000  # per publish (64 KB chunk), after the first million
+SNS_PER_EMAIL = 2.00 / 100_000  # per email delivery
+CLOUDWATCH_PER_PUT_METRIC_DATA = 0.01 / 1_000  # PutMetricData requests
+SFN_MAX_INPUT_BYTES = 256 * 1024  # StartExecution input quota (the Pipe sends the whole batch as input)
+HOURS_PER_MONTH = 730
+
+# -- the issue's target and what AWS durations are assumed (not measurable offline) ----------------------------
+TARGET_FILES_PER_HOUR = 10_000
+TARGET_PARTITIONS = 10
+ASSUMED_AWS_CRAWL_S = 60  # ASSUMPTION: an incremental crawl of a few new folders on AWS
+ASSUMED_AWS_JOB_RUN_S = 90  # ASSUMPTION: a Glue 4/5 Spark run on a few MB (mostly start-up), ETL and DQ alike
+
+# State names by how they scale (see workflows/pipeline.py).
+PER_RECORD_STATES = {"Data object?", "Partition from key (orders)", "Partition from event time (orders)",
+                     "Ignore object"}  # fmt: skip
+PER_PARTITION_STATES = {"Get partition", "Create partition", "Switch partition"}
+CRAWL_LOOP_STATES = {"Start crawler", "Wait for crawl", "Get crawler", "Count poll", "Crawler READY?",
+                     "Crawl already running", "Restart crawler"}  # fmt: skip
+STATES_PER_POLL = 4  # Wait for crawl, Get crawler, Count poll, Crawler READY?
+
+
+# -- simulated Glue jobs --------------------------------------------------------------------------------------
+def dq_result_writer(args: dict[str, str], root: Path) -> None:
+    """What the DQ job writes (as tests/workflow/conftest.py simulates it): the document the state machine reads."""
+    dataset, run_id, partitions = args["--dataset"], args["--run_id"], json.loads(args["--partitions"])
+    document = {
+        "dataset": dataset, "run_id": run_id, "partitions": partitions, "outcome": "Passed",
+        "rules_passed": 12, "rules_failed": 0, "row_count": len(partitions), "rules": [],
+        "etl": {"input_rows": len(partitions), "output_rows": len(partitions), "rejected_rows": 0,
+                "duplicates_removed": 0},
+    }  # fmt: skip
+    LocalStorage(root).write_text(f"{args['--staging_uri']}/runs/{dataset}/{run_id}/dq_result.json",
+                                  json.dumps(document))  # fmt: skip
+
+
+class CrawlerProbe:
+    """Counts StartCrawler outcomes and crawl durations by wrapping the local crawler runtime's instance methods.
+
+    The emulator's crawler re-reads every file of the dataset on every crawl (O(all files), ~25 ms per file with
+    DuckDB, more under load), while the deployed crawler (RecrawlPolicy CRAWL_NEW_FOLDERS_ONLY) reads only new
+    folders. `schema_cache`: "folder" infers a folder's columns once (what CRAWL_NEW_FOLDERS_ONLY does; the
+    default), "file" once per unchanged file, "none" leaves the emulator as it is.
+    """
+
+    def __init__(self, pipeline: LocalPipeline, schema_cache: str) -> None:
+        runtime = pipeline.cloud.crawler_runtime
+        assert runtime is not None
+        self.phase = "burst"
+        self.starts: Counter[tuple[str, str]] = Counter()  # (phase, "started"|"busy")
+        self.durations: dict[str, list[float]] = defaultdict(list)
+        self._lock = threading.Lock()
+        start, crawl_once = runtime.start, runtime.crawl_once
+
+        def counted_start(crawler: Any) -> None:
+            try:
+                start(crawler)
+            except Exception:
+                with self._lock:
+                    self.starts[(self.phase, "busy")] += 1
+                raise
+            with self._lock:
+                self.starts[(self.phase, "started")] += 1
+
+        def timed_crawl(crawler: Any) -> None:
+            began = time.monotonic()
+            try:
+                crawl_once(crawler)
+            finally:
+                with self._lock:
+                    self.durations[self.phase].append(time.monotonic() - began)
+
+        runtime.start, runtime.crawl_once = counted_start, timed_crawl
+        if schema_cache != "none":
+            infer, cache = local_crawler.infer_columns, {}
+
+            def cached(path: Path, classification: str) -> list[tuple[str, str]]:
+                stat = path.stat()
+                key: tuple = (str(path.parent), classification)
+                if schema_cache == "file":
+                    key = (str(path), stat.st_mtime_ns, stat.st_size, classification)
+                if key not in cache:
+                    cache[key] = infer(path, classification)
+                return cache[key]
+
+            local_crawler.infer_columns = cached  # looked up as a module global by the crawler
+
+
+# -- driving the burst ----------------------------------------------------------------------------------------
+def csv_file(index: int, partition: str) -> bytes:
+    day = partition.split("=", 1)[1]
+    row = f"o-{index:07d},c-{index % 997:05d},{day} 10:00:00,paid,EUR,{index % 500 + 1}.50,1,DE,{day} 10:00:00\n"
+    return (HEADER + row).encode()
+
+
+def land_burst(pipeline: LocalPipeline, files: int, seconds: float, partitions: list[str],
+               ) -> tuple[dict[str, str], list[str], float]:  # fmt: skip
+    """Land `files` objects evenly over `seconds`, flushing the trigger every 0.5 s; then let the last window
+    close. Returns ({key: partition}, started execution ARNs, landing seconds)."""
+    assert pipeline.trigger is not None
+    rng = random.Random(20261124)
+    landed: dict[str, str] = {}
+    started: list[str] = []
+    begin = time.monotonic()
+    next_flush = begin + FLUSH_EVERY_S
+    for index in range(files):
+        due = begin + index * seconds / files
+        while (now := time.monotonic()) < due or now >= next_flush:
+            if now >= next_flush:
+                started += pipeline.trigger.flush()
+                next_flush += FLUSH_EVERY_S
+                continue
+            time.sleep(min(due, next_flush) - now)
+        partition = partitions[rng.randrange(len(partitions))]
+        key = pipeline.put_raw("orders", partition, f"burst-{index:06d}.csv", csv_file(index, partition))
+        landed[key] = partition
+    landing_s = time.monotonic() - begin
+    while any(route.pending for route in pipeline.trigger.routes):
+        time.sleep(max(0.0, next_flush - time.monotonic()))
+        started += pipeline.trigger.flush()
+        next_flush += FLUSH_EVERY_S
+    return landed, started, landing_s
+
+
+def wait_all(pipeline: LocalPipeline, arns: list[str], timeout: float) -> list[ExecutionResult]:
+    deadline = time.monotonic() + timeout
+    results = []
+    for arn in arns:
+        try:
+            results.append(pipeline.wait(arn, timeout=max(1.0, deadline - time.monotonic())))
+        except TimeoutError as error:
+            results.append(ExecutionResult(arn=arn, status="STILL_RUNNING", error=str(error)))
+    return results
+
+
+def run_naive_sample(pipeline: LocalPipeline, landed: dict[str, str], sample: int) -> list[ExecutionResult]:
+    """One execution per file, as a Pipe with BatchSize 1 would start it; sequential (no contention)."""
+    assert pipeline.trigger is not None
+    sfn = pipeline.cloud.client("stepfunctions")
+    bucket = pipeline.bucket("StorageRaw")
+    queue_arn = pipeline.trigger.routes[0].queue_arn
+    keys = sorted(landed)
+    chosen = [keys[i * len(keys) // sample] for i in range(sample)]
+    results = []
+    for key in chosen:
+        size = len(LocalStorage(pipeline.root).local_path(f"s3://{bucket}/{key}").read_bytes())
+        record = sqs_record(object_created_event(bucket, key, size), queue_arn)
+        arn = sfn.start_execution(stateMachineArn=pipeline.state_machine_arn, input=json.dumps([record]))
+        results.append(pipeline.wait(arn["executionArn"], timeout=120))
+    return results
+
+
+# -- measuring ------------------------------------------------------------------------------------------------
+def job_runs(pipeline: LocalPipeline, job_name: str) -> list[dict]:
+    glue = pipeline.cloud.client("glue")
+    runs, kwargs = [], {"JobName": job_name}
+    while True:
+        page = glue.get_job_runs(**kwargs)
+        runs += page["JobRuns"]
+        if not page.get("NextToken"):
+            return runs
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def keys_of(result: ExecutionResult) -> list[str]:
+    records = result.input if isinstance(result.input, list) else []
+    return [json.loads(r["body"])["detail"]["object"]["key"] for r in records]
+
+
+def state_profile(results: list[ExecutionResult]) -> dict[str, float]:
+    """Mean states per execution by category, and per-record / per-partition rates."""
+    per_record = per_partition = loop = fixed = polls = records = parts = 0
+    for result in results:
+        names = result.visited
+        per_record += sum(n in PER_RECORD_STATES for n in names)
+        per_partition += sum(n in PER_PARTITION_STATES for n in names)
+        loop += sum(n in CRAWL_LOOP_STATES for n in names)
+        polls += names.count("Get crawler")
+        fixed += sum(n not in PER_RECORD_STATES | PER_PARTITION_STATES | CRAWL_LOOP_STATES for n in names)
+        records += len(result.input) if isinstance(result.input, list) else 0
+        parts += len({k.split("/")[1] for k in keys_of(result)})
+    n = max(1, len(results))
+    return {
+        "executions": len(results), "transitions": sum(len(r.visited) for r in results),
+        "fixed": fixed / n, "crawl_loop": loop / n, "polls": polls / n,
+        "per_record": per_record / max(1, records), "per_partition": per_partition / max(1, parts),
+        "records": records / n, "partitions": parts / n,
+    }  # fmt: skip
+
+
+def max_in_window(times: list[float], window_s: float) -> int:
+    times, best, low = sorted(times), 0, 0
+    for high, t in enumerate(times):
+        while t - times[low] >= window_s:
+            low += 1
+        best = max(best, high - low + 1)
+    return best
+
+
+def analyse(pipeline: LocalPipeline, landed: dict[str, str], batched: list[ExecutionResult], etl_runs: list[dict],
+            dq_runs: list[dict], window_s: float) -> dict[str, Any]:  # fmt: skip
+    names = {r.name for r in batched}
+    etl = [r for r in etl_runs if r["Arguments"].get("--run_id") in names]
+    dq = [r for r in dq_runs if r["Arguments"].get("--run_id") in names]
+    etl_by_execution = Counter(r["Arguments"]["--run_id"] for r in etl)
+    etl_partitions = {r["Arguments"]["--run_id"]: json.loads(r["Arguments"]["--partitions"]) for r in etl}
+    seen: Counter[str] = Counter()
+    uncovered = 0
+    for result in batched:
+        if result.status != "SUCCEEDED":
+            continue
+        covered = set(etl_partitions.get(result.name, []))
+        for key in keys_of(result):
+            seen[key] += 1
+            uncovered += landed.get(key) not in covered
+    starts_by_partition: dict[str, list[float]] = defaultdict(list)
+    for run in etl:
+        for partition in json.loads(run["Arguments"]["--partitions"]):
+            starts_by_partition[partition].append(run["StartedOn"].timestamp())
+    input_bytes = [len(json.dumps(r.input)) for r in batched if isinstance(r.input, list) and r.input]
+    records = [len(r.input) for r in batched if isinstance(r.input, list) and r.input]
+    return {
+        "failed": [r for r in batched if r.status != "SUCCEEDED"],
+        "etl_runs": len(etl), "dq_runs": len(dq),
+        "max_etl_per_execution": max(etl_by_execution.values(), default=0),
+        "max_partition_repeats_in_run": max((Counter(p).most_common(1)[0][1] for p in etl_partitions.values()
+                                             if p), default=0),
+        "max_etl_per_partition_in_window": max((max_in_window(t, window_s) for t in starts_by_partition.values()),
+                                               default=0),
+        "etl_partition_runs": sum(len(p) for p in etl_partitions.values()),
+        "once": sum(1 for k in landed if seen[k] == 1), "lost": sum(1 for k in landed if seen[k] == 0),
+        "double": sum(1 for k in landed if seen[k] > 1), "uncovered": uncovered,
+        "bytes_per_record": sum(input_bytes) / max(1, sum(records)), "max_input_bytes": max(input_bytes, default=0),
+        "max_records": max(records, default=0),
+    }  # fmt: skip
+
+
+# -- cost model -----------------------------------------------------------------------------------------------
+def monthly_cost(executions_per_hour: float, records_per_execution: float, partitions_per_execution: float,
+                 profile: dict[str, float], poll_interval_s: float, pipe_batch: int, bytes_per_record: float,
+                 ) -> dict[str, float]:  # fmt: skip
+    """USD per month for one design, from measured state counts and the assumed AWS durations."""
+    polls = math.ceil(ASSUMED_AWS_CRAWL_S / poll_interval_s)
+    transitions = (profile["fixed"] + profile["per_record"] * records_per_execution
+                   + profile["per_partition"] * partitions_per_execution + 1 + STATES_PER_POLL * polls)
+    files = TARGET_FILES_PER_HOUR
+    job_dpus = 2 * G1X_DPUS_PER_WORKER  # dev stage: G.1X x 2 workers, ETL and DQ
+    job_run = job_dpus * max(JOB_MIN_BILLED_S, ASSUMED_AWS_JOB_RUN_S) / 3600 * GLUE_PER_DPU_HOUR
+    crawl = CRAWLER_DPUS * max(CRAWLER_MIN_BILLED_S, ASSUMED_AWS_CRAWL_S) / 3600 * GLUE_PER_DPU_HOUR
+    # SendMessage per event (rule target) + the Pipe's ReceiveMessage and DeleteMessageBatch, <= 10 messages each
+    # (a BatchSize-1 pipe takes one message per call); idle long polls of the Pipe are left out (same in both).
+    sqs_requests = files + 2 * files / min(pipe_batch, SQS_MAX_MESSAGES_PER_RECEIVE)
+    hourly = {
+        "transitions_per_execution": transitions,
+        "step_functions": executions_per_hour * transitions * SFN_STANDARD_PER_TRANSITION,
+        "crawler": executions_per_hour * crawl,
+        "glue_etl": executions_per_hour * job_run,
+        "glue_dq": executions_per_hour * job_run,
+        "eventbridge_rule": files * EVENTBRIDGE_AWS_SERVICE_EVENT,
+        "pipes": files * math.ceil(bytes_per_record / PIPES_CHUNK_BYTES) * PIPES_PER_REQUEST,
+        "sqs": sqs_requests * SQS_PER_REQUEST,
+        "sns_cloudwatch": executions_per_hour * (SNS_PER_PUBLISH + SNS_PER_EMAIL + CLOUDWATCH_PER_PUT_METRIC_DATA),
+    }
+    monthly = {k: v * (1 if k == "transitions_per_execution" else HOURS_PER_MONTH) for k, v in hourly.items()}
+    monthly["total"] = sum(v for k, v in monthly.items() if k != "transitions_per_execution")
+    monthly["crawler_hours_per_hour"] = executions_per_hour * ASSUMED_AWS_CRAWL_S / 3600
+    return monthly
+
+
+# -- report ---------------------------------------------------------------------------------------------------
+def goal(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def print_report(cfg: dict[str, Any], m: dict[str, Any], crawls: CrawlerProbe, batched: list[ExecutionResult],
+                 naive: list[ExecutionResult], batched_profile: dict[str, float], naive_profile: dict[str, float],
+                 ) -> None:  # fmt: skip
+    files, windows = cfg["files"], len(batched)
+    started = crawls.starts[("burst", "started")]
+    busy = crawls.starts[("burst", "busy")]
+    durations = crawls.durations["burst"]
+    naive_per_execution = naive_profile["transitions"] / max(1, len(naive))
+    naive_total = naive_per_execution * files
+    print(f"\n=== MEASURED offline (stage local: {cfg['window_s']:g} s batching window, {cfg['poll_s']:g} s crawler "
+          f"polls; real crawler, schema cache per {cfg['cache']}; simulated Glue jobs "
+          f"ETL {cfg['etl_s']:g} s / DQ {cfg['dq_s']:g} s) ===")  # fmt: skip
+    print(f"files landed                    {files} over {cfg['landing_s']:.1f} s (asked {cfg['seconds']:g} s) "
+          f"across {cfg['partitions']} partitions of orders")
+    print(f"executions started              {windows} (one per batching window / batch; largest batch "
+          f"{m['max_records']} records)")
+    print(f"failed executions               {len(m['failed'])}"
+          + "".join(f"\n    {r.name}: {r.status} {r.error or ''} at {r.visited[-1:] or '-'}" for r in m["failed"]))
+    print(f"crawler runs                    {started} (StartCrawler calls that started a crawl; {busy} more "
+          f"answered CrawlerRunningException and waited)")
+    if durations:
+        print(f"crawl duration (emulator)       mean {sum(durations) / len(durations):.2f} s, "
+              f"max {max(durations):.2f} s")
+    print(f"ETL job runs                    {m['etl_runs']}  ({m['etl_partition_runs']} partition-runs, "
+          f"{m['etl_partition_runs'] / max(1, cfg['partitions']):.1f} per partition for "
+          f"{files / max(1, cfg['partitions']):.0f} files per partition)")
+    print(f"DQ job runs                     {m['dq_runs']}")
+    print(f"state transitions (all execs)   {batched_profile['transitions']} "
+          f"({batched_profile['transitions'] / max(1, windows):.1f} per execution, "
+          f"{batched_profile['transitions'] / files:.2f} per file)")
+    print(f"files processed exactly once    {m['once']} / {files}  (lost {m['lost']}, in two executions "
+          f"{m['double']}, partition missing from its ETL run {m['uncovered']})")
+    print(f"execution input                 {m['bytes_per_record']:.0f} B per record; largest "
+          f"{m['max_input_bytes'] / 1024:.1f} KiB; the 256 KiB StartExecution quota holds "
+          f"{int(SFN_MAX_INPUT_BYTES // max(1, m['bytes_per_record']))} records")
+    print(f"naive sample (measured)         {len(naive)} executions, one file each: "
+          f"{naive_per_execution:.1f} transitions per execution, failed "
+          f"{sum(r.status != 'SUCCEEDED' for r in naive)}")
+    print("\n=== EXTRAPOLATED from the measurements above: naive = one execution per file for the same burst ===")
+    print(f"naive executions                {files}  vs batched {windows}  (ratio batched/naive "
+          f"{windows / files:.3f})")
+    print(f"naive crawls (>=1 per file)     {files}  vs batched {started}  (ratio {started / files:.3f})")
+    print(f"naive ETL runs                  {files}  vs batched {m['etl_runs']}  (ratio {m['etl_runs'] / files:.3f})")
+    print(f"naive state transitions         {naive_total:.0f}  vs batched {batched_profile['transitions']}  "
+          f"(ratio batched/naive {batched_profile['transitions'] / max(1, naive_total):.3f})")
+
+    print("\n=== GOALS (printed, not asserted) ===")
+    print(f"[{goal(not m['failed'])}] 0 failed executions: {len(m['failed'])}")
+    print(f"[{goal(m['lost'] == 0 and m['double'] == 0 and m['uncovered'] == 0)}] 0 lost or double-processed "
+          f"files: lost {m['lost']}, double {m['double']}")
+    per_window_ok = started <= windows and m["max_etl_per_execution"] <= 1 and m["max_partition_repeats_in_run"] <= 1
+    print(f"[{goal(per_window_ok)}] <= 1 crawl and <= 1 ETL run per partition per batching window: "
+          f"crawls/window {started / max(1, windows):.2f}, ETL runs per window {m['max_etl_per_execution']} max, "
+          f"a partition at most {m['max_partition_repeats_in_run']}x in one ETL run")
+    print(f"       wall clock: at most {m['max_etl_per_partition_in_window']} ETL runs of one partition started "
+          f"within any {cfg['window_s']:g} s (>1 means executions queued behind the crawler)")
+    print_costs(cfg, m, batched_profile, naive_profile)
+
+
+def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[str, float],
+                naive_profile: dict[str, float]) -> None:
+    window = cfg["dev"].batch_window_seconds
+    windows_per_hour = 3600 / window
+    records = TARGET_FILES_PER_HOUR / windows_per_hour
+    dev_poll = cfg["dev"].crawler_poll_interval_seconds
+    batched = monthly_cost(windows_per_hour, records, TARGET_PARTITIONS, batched_profile, dev_poll,
+                           cfg["dev"].batch_size, m["bytes_per_record"])  # fmt: skip
+    naive = monthly_cost(TARGET_FILES_PER_HOUR, 1, 1, naive_profile, dev_poll, 1, m["bytes_per_record"])
+    print(f"\n=== EXTRAPOLATED monthly cost, us-east-1 list prices: {TARGET_FILES_PER_HOUR:,} files/hour over "
+          f"{TARGET_PARTITIONS} partitions, {HOURS_PER_MONTH} h/month ===")
+    print(f"batched: dev stage, {window} s window -> {windows_per_hour:.0f} executions/hour, {records:.0f} records "
+          f"and {TARGET_PARTITIONS} partitions each, 1 crawl + 1 ETL + 1 DQ run each (the measured per-window "
+          f"behaviour)")
+    print(f"naive:   {TARGET_FILES_PER_HOUR:,} executions/hour, 1 record, 1 partition, 1 crawl + 1 ETL + 1 DQ run each")
+    print(f"state counts per execution: measured offline on SUCCEEDED executions (fixed part, "
+          f"{batched_profile['per_record']:.2f} per record, {batched_profile['per_partition']:.2f} per partition); "
+          f"crawl loop re-modelled for the dev stage: 1 + {STATES_PER_POLL} x ceil({ASSUMED_AWS_CRAWL_S} s "
+          f"assumed crawl / {dev_poll} s poll)")
+    print(f"assumed on AWS (not measured): crawl {ASSUMED_AWS_CRAWL_S} s on {CRAWLER_DPUS} DPU (billed >= "
+          f"{CRAWLER_MIN_BILLED_S // 60} min), ETL/DQ run {ASSUMED_AWS_JOB_RUN_S} s on G.1X x 2 (billed >= 1 min)")
+    rows = [("transitions per execution", "transitions_per_execution", "{:>14.0f}"),
+            ("Step Functions", "step_functions", "${:>13,.2f}"), ("Glue crawler", "crawler", "${:>13,.2f}"),
+            ("Glue ETL job", "glue_etl", "${:>13,.2f}"), ("Glue DQ job", "glue_dq", "${:>13,.2f}"),
+            ("EventBridge rule (AWS events)", "eventbridge_rule", "${:>13,.2f}"), ("EventBridge Pipes", "pipes",
+            "${:>13,.2f}"), ("SQS", "sqs", "${:>13,.2f}"), ("SNS + CloudWatch metrics", "sns_cloudwatch",
+            "${:>13,.2f}"), ("TOTAL per month", "total", "${:>13,.2f}")]  # fmt: skip
+    print(f"{'':32}{'batched':>14}  {'naive':>14}  naive/batched")
+    for label, key, fmt in rows:
+        ratio = naive[key] / batched[key] if batched[key] else float("nan")
+        print(f"{label:32}{fmt.format(batched[key])}  {fmt.format(naive[key])}  {ratio:>10.1f}x")
+    print(f"crawler busy time needed: batched {batched['crawler_hours_per_hour']:.2f} h per hour, naive "
+          f"{naive['crawler_hours_per_hour']:.0f} h per hour (one crawler per dataset runs one crawl at a time: "
+          f"naive cannot keep up at all; batched needs crawl <= {window} s)")
+    if window <= ASSUMED_AWS_CRAWL_S:
+        print(f"WARNING: assumed crawl ({ASSUMED_AWS_CRAWL_S} s) >= batching window ({window} s): executions "
+              "queue behind the crawler")
+    over = records * m["bytes_per_record"] > SFN_MAX_INPUT_BYTES
+    print(f"execution input per dev window: {records * m['bytes_per_record'] / 1024:.0f} KiB of the 256 KiB "
+          f"StartExecution quota{' - EXCEEDED' if over else ''}; a burst above "
+          f"{int(SFN_MAX_INPUT_BYTES // max(1, m['bytes_per_record']))} files in one window (batch_size "
+          f"{cfg['dev'].batch_size}) would exceed it")
+
+
+# -- main -----------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=600)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--partitions", type=int, default=10)
+    parser.add_argument("--naive-sample", type=int, default=8, help="files re-run one execution each")
+    parser.add_argument("--etl-seconds", type=float, default=0.5, help="simulated ETL job duration")
+    parser.add_argument("--dq-seconds", type=float, default=0.3, help="simulated DQ job duration")
+    parser.add_argument("--schema-cache", choices=("folder", "file", "none"), default="folder",
+                        help="emulator crawler: infer columns once per folder (like CRAWL_NEW_FOLDERS_ONLY), once "
+                        "per file, or re-read every file on every crawl")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 30 files over 6 s, 3 partitions")
+    args = parser.parse_args(argv)
+    # The interpreter logs (and then handles) a NoSuchJsonPathError for `IsPresent: $.dataset` on every batch input.
+    logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
+    if args.quick:
+        args.files, args.seconds, args.partitions, args.naive_sample = 30, 6.0, 3, 2
+    partitions = [f"ingest_date=2026-11-{day:02d}" for day in range(1, args.partitions + 1)]
+
+    shutil.rmtree(WORK, ignore_errors=True)
+    began = time.monotonic()
+    stack = synthesize("local", WORK / "cdk.out")
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    dev = load_stage(context, ROOT / "datasets", "dev")
+    physical = physical_resources(stack.template)
+    etl_job = next(p.ref for lid, p in physical.items() if lid.startswith("JobsEtlJob"))
+    dq_job = next(p.ref for lid, p in physical.items() if lid.startswith("JobsDataQualityJob"))
+    jobs = {etl_job: SimulatedJob(duration_s=args.etl_seconds),
+            dq_job: SimulatedJob(duration_s=args.dq_seconds, writes=dq_result_writer)}  # fmt: skip
+    print(f"synthesized stage local in {time.monotonic() - began:.1f} s; landing {args.files} files over "
+          f"{args.seconds:g} s across {args.partitions} partitions ...", flush=True)
+    with LocalPipeline(WORK / "lake", stack, simulated_jobs=jobs) as pipeline:
+        probe = CrawlerProbe(pipeline, args.schema_cache)
+        landed, arns, landing_s = land_burst(pipeline, args.files, args.seconds, partitions)
+        batched = wait_all(pipeline, arns, timeout=300)
+        print(f"burst done after {time.monotonic() - began:.1f} s; naive sample of {args.naive_sample} ...",
+              flush=True)
+        probe.phase = "naive"
+        naive = run_naive_sample(pipeline, landed, args.naive_sample)
+        etl_runs, dq_runs = job_runs(pipeline, etl_job), job_runs(pipeline, dq_job)
+        window_s = pipeline.trigger.routes[0].batch_window_seconds if pipeline.trigger else 0.0
+        measured = analyse(pipeline, landed, batched, etl_runs, dq_runs, window_s)
+    cfg = {"files": args.files, "seconds": args.seconds, "partitions": args.partitions, "landing_s": landing_s,
+           "window_s": window_s, "poll_s": stack.config.crawler_poll_interval_seconds, "etl_s": args.etl_seconds,
+           "dq_s": args.dq_seconds, "cache": args.schema_cache, "dev": dev}  # fmt: skip
+    succeeded = [r for r in batched if r.status == "SUCCEEDED"]
+    profile = state_profile(batched)
+    if succeeded:  # per-execution state counts for the cost model: executions that ran the whole path
+        profile.update({k: v for k, v in state_profile(succeeded).items() if k not in ("executions", "transitions")})
+    print_report(cfg, measured, probe, batched, naive, profile, state_profile(naive))
+    print(f"\nwall time {time.monotonic() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
