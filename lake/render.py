@@ -48,10 +48,12 @@ def execution_table(name: str, status: str, states: list[Any], seconds: float | 
     table.add_column("type", style="dim")
     table.add_column("duration", justify="right")
     table.add_column("error")
-    caught = status == "SUCCEEDED"
+    top_level_failed = any(s.error for s in states if not s.in_map_iteration and s.type != "Map")
     for index, (state, count, duration) in enumerate(_rows(states), start=1):
         label = f"  {state.name} [dim]x{count}[/]" if state.in_map_iteration else state.name
         error = ""
+        # An error inside a Map iteration that the execution went past was caught (e.g. the partition lookup).
+        caught = status == "SUCCEEDED" or (state.in_map_iteration and top_level_failed)
         if state.error:
             error = f"[yellow]caught {state.error}[/]" if caught else f"[red]{state.error}[/]"
             label = label if caught else f"[red]{label}[/]"
@@ -73,21 +75,25 @@ def print_notifications(console: Console, messages: list[dict]) -> None:
         console.print(Panel(message["message"], title=message.get("subject") or "notification", title_align="left"))
 
 
-def print_dq_report(console: Console, report: dict) -> None:
+def print_dq_report(console: Console, report: dict, only_failures: bool = True) -> None:
+    """Rules per partition with outcome, metrics and reason (only the failed rules, by default)."""
     style = "green" if report["outcome"] == "Passed" else "red"
+    passed = ", ".join(report.get("partitions_passed", [])) or "none"
+    failed = ", ".join(report.get("partitions_failed", [])) or "none"
     table = Table(
         title=f"Data quality {report['dataset']} run {report['run_id']}: [{style}]{report['outcome']}[/] "
-        f"({report['rules_passed']} passed, {report['rules_failed']} failed, {report['row_count']} rows)",
+        f"(passed: {passed}; failed: {failed}; {report['row_count']} rows)",
         title_justify="left",
     )
-    table.add_column("rule")
-    table.add_column("outcome")
-    table.add_column("metric")
-    table.add_column("reason")
+    for column in ("partition", "rule", "outcome", "metric", "reason"):
+        table.add_column(column)
     for rule in report["rules"]:
+        if only_failures and rule["outcome"] == "Passed":
+            continue
         outcome_style = "green" if rule["outcome"] == "Passed" else "red"
         metrics = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in (rule.get("metrics") or {}).items())
-        table.add_row(rule["rule"], f"[{outcome_style}]{rule['outcome']}[/]", metrics, rule.get("reason") or "")
+        table.add_row(rule.get("partition", ""), rule["rule"], f"[{outcome_style}]{rule['outcome']}[/]", metrics,
+                      rule.get("reason") or "")  # fmt: skip
     console.print(table)
 
 

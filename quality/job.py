@@ -72,38 +72,64 @@ def load_rules(storage: Storage, datasets_uri: str, dataset: str) -> tuple[Rule,
 
 
 def read_candidate(spark: Any, storage: Storage, uris: list[str]) -> Any:
-    """One DataFrame over the candidate folders; DqJobError naming every folder without Parquet files."""
-    missing = [u for u in uris if not any(k.endswith(".parquet") for k in storage.list_keys(u + "/"))]
-    if missing:
-        raise DqJobError(f"no candidate data (Parquet files) at {', '.join(missing)}; did the ETL job run?")
+    """One DataFrame over the candidate folders (checked to hold Parquet files by `run`)."""
     return spark.read.parquet(*[storage.spark_path(u) for u in uris])
 
 
 def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
-    """Evaluate the rules on the run's candidate data; returns (and writes) the dq_result document."""
+    """Evaluate the rules on each partition's candidate data; returns (and writes) the dq_result document.
+
+    Partitions are judged separately, so the state machine publishes the ones that passed and quarantines
+    only the ones that failed.
+    """
     dataset, run_id = args["dataset"], args["run_id"]
     spec = load_spec(storage, args["datasets_uri"], dataset)
     rules = load_rules(storage, args["datasets_uri"], dataset)
     partitions = parse_partitions(args["partitions"], spec.partition_key)
-    inputs = [candidate_uri(args["curated_uri"], dataset, p, run_id) for p in partitions]
+    inputs = {p: candidate_uri(args["curated_uri"], dataset, p, run_id) for p in partitions}
     output = result_uri(args["staging_uri"], dataset, run_id)
-    lineage = _emit_lineage(args, storage, inputs, output)
+    lineage = _emit_lineage(args, storage, list(inputs.values()), output)
     try:
-        report = evaluate(read_candidate(spark, storage, inputs), rules, spark)
+        missing = [u for u in inputs.values() if not any(k.endswith(".parquet") for k in storage.list_keys(u + "/"))]
+        if missing:
+            raise DqJobError(f"no candidate data (Parquet files) at {', '.join(missing)}; did the ETL job run?")
+        reports = {p: evaluate(read_candidate(spark, storage, [uri]), rules, spark) for p, uri in inputs.items()}
         metrics_uri = join_uri(run_folder(args["staging_uri"], dataset, run_id), "etl_metrics.json")
         document = {
             "dataset": dataset,
             "run_id": run_id,
             "partitions": partitions,
-            **report.to_dict(),
+            **summarise(reports),
             "etl": read_json(storage, metrics_uri) if storage.exists(metrics_uri) else None,
         }
         write_json(storage, output, document)
     except BaseException as error:
         lineage.fail(error)
         raise
-    lineage.complete(report)
+    lineage.complete(reports, inputs)
     return document
+
+
+def summarise(reports: dict[str, DqReport]) -> dict[str, Any]:
+    """The outcome per partition and overall (Passed only when every partition passed)."""
+    passed = [p for p, r in reports.items() if r.outcome == "Passed"]
+    failed = [p for p, r in reports.items() if r.outcome != "Passed"]
+    return {
+        "outcome": "Passed" if not failed else "Failed",
+        "partitions_passed": passed,
+        "partitions_failed": failed,
+        "passed_count": len(passed),
+        "failed_count": len(failed),
+        "rules_passed": sum(r.rules_passed for r in reports.values()),
+        "rules_failed": sum(r.rules_failed for r in reports.values()),
+        "row_count": sum(r.row_count for r in reports.values()),
+        "by_partition": {
+            p: {"outcome": r.outcome, "rules_passed": r.rules_passed, "rules_failed": r.rules_failed,
+                "row_count": r.row_count}
+            for p, r in reports.items()
+        },  # fmt: skip
+        "rules": [{"partition": p, **rule} for p, r in reports.items() for rule in r.to_dict()["rules"]],
+    }
 
 
 class _Lineage:
@@ -115,12 +141,14 @@ class _Lineage:
         self.emitter, self.inputs, self.output = emitter, inputs, output
         self.emitter.start([LineageDataset(u) for u in inputs], [LineageDataset(output)])
 
-    def complete(self, report: DqReport) -> None:
+    def complete(self, reports: dict[str, DqReport], inputs: dict[str, str]) -> None:
         from etl.lineage import LineageDataset, dq_assertions_facet
 
-        facet = dq_assertions_facet([(r.rule, r.passed, r.column) for r in report.results])
-        inputs = [LineageDataset(u, facets={"dataQualityAssertions": facet}) for u in self.inputs]
-        self.emitter.complete(inputs, [LineageDataset(self.output)])
+        datasets = []
+        for partition, report in reports.items():
+            facet = dq_assertions_facet([(r.rule, r.passed, r.column) for r in report.results])
+            datasets.append(LineageDataset(inputs[partition], facets={"dataQualityAssertions": facet}))
+        self.emitter.complete(datasets, [LineageDataset(self.output)])
 
     def fail(self, error: BaseException) -> None:
         from etl.lineage import LineageDataset

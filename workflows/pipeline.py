@@ -385,16 +385,25 @@ class LakePipeline(Construct):
         dq_failed = self._notify_and_fail(
             "Data quality failed",
             "DataQualityFailed",
-            _report("failed data quality; the data stays unpublished (quarantined). Fix the source files, then "
-                    "run the re-run command below."),  # fmt: skip
+            _report(
+                "Dataset {} - partitions {} failed data quality and stay unpublished (quarantined); "
+                "partitions {} passed and are published. Fix the source files, then run the re-run command below.",
+                [sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.dq.result.partitions_failed")),
+                 sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.dq.result.partitions_passed"))],
+                rerun_partitions="$.dq.result.partitions_failed",
+            ),
+        )  # fmt: skip
+        all_passed = (
+            sfn.Choice(self, "All partitions passed?")
+            .when(sfn.Condition.number_equals("$.dq.result.failed_count", 0), self._notify_success())
+            .otherwise(dq_failed)
         )
-        publish = self._publish()
-        passed = (
-            sfn.Choice(self, "Data quality passed?")
-            .when(sfn.Condition.string_equals("$.dq.result.outcome", "Passed"), publish)
-            .otherwise(self._record_metrics("Record metrics (quarantined)", "DataQualityFailed").next(dq_failed))
+        any_passed = (
+            sfn.Choice(self, "Any partition passed?")
+            .when(sfn.Condition.number_greater_than("$.dq.result.passed_count", 0), self._publish().next(all_passed))
+            .otherwise(self._record_metrics("Record metrics (quarantined)").next(dq_failed))
         )
-        return etl.next(dq).next(read).next(passed)
+        return etl.next(dq).next(read).next(any_passed)
 
     def _publish(self) -> sfn.IChainable:
         table_arn = self._catalog_arn(f"table/{self._curated_database_name}/*")
@@ -417,7 +426,7 @@ class LakePipeline(Construct):
             self,
             "Publish partitions",
             comment="Atomic per partition: the catalog partition's location switches to this run's files",
-            items_path="$.partitions",
+            items_path="$.dq.result.partitions_passed",
             item_selector={
                 "partition.$": "$$.Map.Item.Value",
                 "value.$": _split("$$.Map.Item.Value", "=", 1),
@@ -479,25 +488,26 @@ class LakePipeline(Construct):
         )
         get_partition.add_catch(create, errors=["Glue.EntityNotFoundException"], result_path=sfn.JsonPath.DISCARD)
         switch.item_processor(get_partition.next(update))
+        return get_table.next(switch).next(self._record_metrics("Record metrics (published)"))
+
+    def _notify_success(self) -> sfn.IChainable:
         notify = tasks.SnsPublish(
             self,
             "Notify success",
             topic=self._topic,
             subject=sfn.JsonPath.format("[lake] {} published", sfn.JsonPath.string_at("$.dataset")),
-            message=sfn.TaskInput.from_text(_report("passed data quality and is published.")),
+            message=sfn.TaskInput.from_text(
+                _report("Dataset {} - partitions {} passed data quality and are published.",
+                        [sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.dq.result.partitions_passed"))],
+                        rerun_partitions="$.partitions")  # fmt: skip
+            ),
             result_path=sfn.JsonPath.DISCARD,
         )
-        record = self._record_metrics(
-            "Record metrics (published)",
-            "DataQualityPassed",
-            [{"MetricName": "PartitionsPublished", "Dimensions": [{"Name": "Dataset", "Value.$": "$.dataset"}],
-              "Unit": "Count", "Value.$": "States.ArrayLength($.partitions)"}],
-        )  # fmt: skip
-        return get_table.next(switch).next(record).next(notify).next(sfn.Succeed(self, "Published"))
+        return notify.next(sfn.Succeed(self, "Published"))
 
     # -- helpers -------------------------------------------------------------------------------------------
-    def _record_metrics(self, id_: str, outcome_metric: str, extra: list[dict] | None = None) -> tasks.CallAwsService:
-        """Publish the run's row counts and outcome to CloudWatch (alarms and the dashboard read them)."""
+    def _record_metrics(self, id_: str) -> tasks.CallAwsService:
+        """Publish the run's row counts and per-partition outcomes to CloudWatch (alarms and dashboard)."""
 
         def datum(name: str, value_path: str) -> dict:
             return {
@@ -511,10 +521,10 @@ class LakePipeline(Construct):
             datum("RowsRead", "$.dq.result.etl.input_rows"),
             datum("RowsWritten", "$.dq.result.etl.output_rows"),
             datum("RowsRejected", "$.dq.result.etl.rejected_rows"),
-            {"MetricName": outcome_metric, "Dimensions": [{"Name": "Dataset", "Value.$": "$.dataset"}],
-             "Unit": "Count", "Value": 1},
-            *(extra or []),
-        ]  # fmt: skip
+            datum("DataQualityPassed", "$.dq.result.passed_count"),
+            datum("DataQualityFailed", "$.dq.result.failed_count"),
+            datum("PartitionsPublished", "$.dq.result.passed_count"),
+        ]
         return tasks.CallAwsService(
             self,
             id_,
@@ -549,17 +559,21 @@ class LakePipeline(Construct):
         return f"arn:{stack.partition}:glue:{stack.region}:{stack.account}:{resource}"
 
 
-def _report(outcome: str) -> str:
-    """The run report sent to the pipeline topic, as a States.Format expression."""
+def _report(headline: str, headline_values: list[str], rerun_partitions: str) -> str:
+    """The run report sent to the pipeline topic, as a States.Format expression.
+
+    `headline` has a `{}` for the dataset and one per `headline_values`; the re-run command names the first
+    partition of the list at `rerun_partitions`.
+    """
     at = sfn.JsonPath.string_at
     return sfn.JsonPath.format(
-        "Dataset {} - partitions {} " + outcome + "\n\n"
+        headline + "\n\n"
         "Rows: {} read, {} written, {} rejected, {} duplicates removed.\n"
-        "Data quality: {} ({} rules passed, {} failed).\n"
+        "Data quality: {} ({} rules passed, {} failed over {} partitions).\n"
         "Execution: {} (started {}).\n"
         "Re-run: lake rerun {} --partition {}",
         at("$.dataset"),
-        sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.partitions")),
+        *headline_values,
         at("$.dq.result.etl.input_rows"),
         at("$.dq.result.etl.output_rows"),
         at("$.dq.result.etl.rejected_rows"),
@@ -567,10 +581,11 @@ def _report(outcome: str) -> str:
         at("$.dq.result.outcome"),
         at("$.dq.result.rules_passed"),
         at("$.dq.result.rules_failed"),
+        sfn.JsonPath.array_length(sfn.JsonPath.list_at("$.partitions")),
         at("$$.Execution.Name"),
         at("$$.Execution.StartTime"),
         at("$.dataset"),
-        sfn.JsonPath.array_get_item(sfn.JsonPath.list_at("$.partitions"), 0),
+        sfn.JsonPath.array_get_item(sfn.JsonPath.list_at(rerun_partitions), 0),
     )
 
 

@@ -90,11 +90,14 @@ def _good_day_rows(prefix: str) -> bytes:
 def test_data_quality_failure__quarantined_alerted_then_rerun_replaces(pipeline):
     from lake.ops import rerun
 
-    day = "ingest_date=2026-10-05"
+    day, good_day = "ingest_date=2026-10-05", "ingest_date=2026-10-06"
     pipeline.put_raw("orders", day, "day.csv", _bad_day_rows("bad"))
+    pipeline.put_raw("orders", good_day, "day.csv", _good_day_rows("next"))
     (failed,) = pipeline.drain(timeout=600)
     assert (failed.status, failed.error) == ("FAILED", "DataQualityFailed")
+    assert [r[0] for r in _curated(pipeline, "ingest_date = '2026-10-06'")] == [f"next-{n}" for n in range(10)]
     report = _dq_report(pipeline, failed.name)
+    assert (report["partitions_passed"], report["partitions_failed"]) == ([good_day], [day])
     failed_rules = [r["rule"] for r in report["rules"] if r["outcome"] == "Failed"]
     assert 'ColumnValues "currency" in ["EUR", "USD", "GBP"]' in failed_rules
     assert _curated(pipeline, "ingest_date = '2026-10-05'") == []  # quarantined: not visible

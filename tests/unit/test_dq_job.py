@@ -68,13 +68,13 @@ def test_run__passing_data_over_two_partitions_writes_passed(tmp_path, repo_root
 
     assert written_result(tmp_path) == document
     assert (document["dataset"], document["run_id"], document["partitions"]) == ("orders", "run-1", [P1, P2])
-    assert (document["outcome"], document["rules_passed"], document["rules_failed"]) == ("Passed", 12, 0)
+    assert (document["outcome"], document["rules_passed"], document["rules_failed"]) == ("Passed", 24, 0)
+    assert (document["partitions_passed"], document["partitions_failed"]) == ([P1, P2], [])
+    assert (document["passed_count"], document["failed_count"]) == (2, 0)
     assert document["row_count"] == 3
     assert document["etl"] == etl_metrics
-    by_rule = {r["rule"]: r for r in document["rules"]}
-    assert by_rule['Mean "amount" between 1 and 5000']["metrics"] == {
-        "Column.amount.Mean": pytest.approx(14.163333)
-    }
+    means = {r["partition"]: r["metrics"] for r in document["rules"] if r["rule"] == 'Mean "amount" between 1 and 5000'}
+    assert means == {P1: {"Column.amount.Mean": pytest.approx(6.245)}, P2: {"Column.amount.Mean": 30.0}}
     lineage = tmp_path / "staging-bucket" / "lineage" / "orders" / "run-1"
     assert sorted(p.name for p in lineage.iterdir()) == [
         "orders-dq-1-START.json",
@@ -83,6 +83,18 @@ def test_run__passing_data_over_two_partitions_writes_passed(tmp_path, repo_root
     complete = json.loads((lineage / "orders-dq-2-COMPLETE.json").read_text())
     assertions = complete["inputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
     assert len(assertions) == 12
+    assert len(complete["inputs"]) == 2
+
+
+def test_run__one_failing_partition_does_not_fail_the_other(tmp_path, repo_root, spark):
+    storage = make_lake(tmp_path, repo_root, spark, {P1: BAD, P2: DAY2})
+    document = run(job_args(f"{P1},{P2}"), storage, spark)
+    assert document["outcome"] == "Failed"
+    assert (document["partitions_passed"], document["partitions_failed"]) == ([P2], [P1])
+    assert (document["passed_count"], document["failed_count"]) == (1, 1)
+    assert document["by_partition"][P1]["outcome"] == "Failed"
+    assert document["by_partition"][P2] == {"outcome": "Passed", "rules_passed": 12, "rules_failed": 0, "row_count": 1}
+    assert {r["partition"] for r in document["rules"] if r["outcome"] == "Failed"} == {P1}
 
 
 def test_run__completeness_below_threshold_is_reported(tmp_path, repo_root, spark):

@@ -41,3 +41,22 @@ def test_execution_table__failed_run_names_the_failed_state():
     text = _text(_result("FAILED"))
     assert "failed at Run ETL job: States.TaskFailed" in text
     assert "States.TaskFailed" in text
+
+
+def test_dq_report__lists_failed_rules_with_their_partition():
+    report = {
+        "dataset": "orders", "run_id": "run-1", "outcome": "Failed", "row_count": 3,
+        "partitions_passed": ["ingest_date=2026-11-24"], "partitions_failed": ["ingest_date=2026-11-25"],
+        "rules": [
+            {"partition": "ingest_date=2026-11-24", "rule": "RowCount > 0", "outcome": "Passed",
+             "metrics": {"Dataset.*.RowCount": 2}, "reason": None},
+            {"partition": "ingest_date=2026-11-25", "rule": 'IsComplete "order_id"', "outcome": "Failed",
+             "metrics": {"Column.order_id.Completeness": 0.5}, "reason": "Completeness of order_id is 0.5"},
+        ],
+    }  # fmt: skip
+    console = Console(record=True, width=200)
+    render.print_dq_report(console, report)
+    text = console.export_text()
+    assert "failed: ingest_date=2026-11-25" in text
+    assert "Completeness of order_id is 0.5" in text and "Completeness=0.5" in text
+    assert "RowCount > 0" not in text

@@ -32,19 +32,28 @@ def job_names(local_stack):
     }
 
 
-def dq_result_writer(outcome: str = "Passed", rules_failed: int = 0):
-    """What the DQ job writes, for runs that simulate Glue instead of running Spark."""
+def dq_result_writer(failing: tuple[str, ...] | str = (), rules_failed_per_partition: int = 2):
+    """What the DQ job writes, for runs that simulate Glue instead of running Spark.
+
+    `failing`: the partitions that fail their rules ("all" for every partition of the run).
+    """
 
     def write(args: dict[str, str], root) -> None:
         dataset, run_id, partitions = args["--dataset"], args["--run_id"], json.loads(args["--partitions"])
+        failed = list(partitions) if failing == "all" else [p for p in partitions if p in failing]
+        passed = [p for p in partitions if p not in failed]
         document = {
             "dataset": dataset,
             "run_id": run_id,
             "partitions": partitions,
-            "outcome": outcome,
-            "rules_passed": 12 - rules_failed,
-            "rules_failed": rules_failed,
-            "row_count": 1,
+            "outcome": "Failed" if failed else "Passed",
+            "partitions_passed": passed,
+            "partitions_failed": failed,
+            "passed_count": len(passed),
+            "failed_count": len(failed),
+            "rules_passed": 12 * len(partitions) - rules_failed_per_partition * len(failed),
+            "rules_failed": rules_failed_per_partition * len(failed),
+            "row_count": len(partitions),
             "rules": [],
             "etl": {"input_rows": 3, "output_rows": 1, "rejected_rows": 1, "duplicates_removed": 1},
         }

@@ -9,9 +9,9 @@ from tests.workflow.conftest import CSV, dq_result_writer
 
 PARTITION = "ingest_date=2026-11-24"
 HAPPY_TAIL = [
-    "Crawl succeeded?", "Run ETL job", "Run data quality job", "Read data quality result", "Data quality passed?",
+    "Crawl succeeded?", "Run ETL job", "Run data quality job", "Read data quality result", "Any partition passed?",
     "Get curated table", "Publish partitions", "Get partition", "Create partition",
-    "Record metrics (published)", "Notify success", "Published",
+    "Record metrics (published)", "All partitions passed?", "Notify success", "Published",
 ]  # fmt: skip
 
 
@@ -40,9 +40,9 @@ def test_execution__happy_path_publishes_and_notifies(make_pipeline, job_names):
     )["Partition"]
     assert partition["StorageDescriptor"]["Location"].endswith(f"/orders/{PARTITION}/run_id={execution_name}/")
     (message,) = _messages(pipeline)
-    assert f'Dataset orders - partitions ["{PARTITION}"] passed data quality and is published.' in message
+    assert f'Dataset orders - partitions ["{PARTITION}"] passed data quality and are published.' in message
     assert "Rows: 3 read, 1 written, 1 rejected, 1 duplicates removed." in message
-    assert "Data quality: Passed (12 rules passed, 0 failed)." in message
+    assert "Data quality: Passed (12 rules passed, 0 failed over 1 partitions)." in message
     assert f"Re-run: lake rerun orders --partition {PARTITION}" in message
     (etl_run,) = _job_runs(pipeline, job_names["etl"])
     assert json.loads(etl_run["Arguments"]["--partitions"]) == [PARTITION]
@@ -172,7 +172,7 @@ def test_execution__etl_failure_fails_at_its_state_and_is_reported(make_pipeline
 
 
 def test_execution__data_quality_failure_quarantines_and_alerts(make_pipeline):
-    pipeline = make_pipeline(dq=SimulatedJob(duration_s=0.1, writes=dq_result_writer("Failed", rules_failed=2)))
+    pipeline = make_pipeline(dq=SimulatedJob(duration_s=0.1, writes=dq_result_writer("all")))
     pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
     (result,) = pipeline.drain(timeout=120)
     assert result.status == "FAILED"
@@ -182,7 +182,27 @@ def test_execution__data_quality_failure_quarantines_and_alerts(make_pipeline):
     partitions = pipeline.cloud.client("glue").get_partitions(DatabaseName="lake_local_curated", TableName="orders")
     assert partitions["Partitions"] == []
     (message,) = _messages(pipeline)
-    assert "failed data quality; the data stays unpublished" in message and "(10 rules passed, 2 failed)" in message
+    assert f'partitions ["{PARTITION}"] failed data quality and stay unpublished (quarantined)' in message
+    assert "(10 rules passed, 2 failed over 1 partitions)" in message
+    assert f"Re-run: lake rerun orders --partition {PARTITION}" in message
+
+
+def test_execution__failing_partition_is_quarantined_and_passing_one_published(make_pipeline):
+    bad = "ingest_date=2026-11-25"
+    pipeline = make_pipeline(dq=SimulatedJob(duration_s=0.1, writes=dq_result_writer((bad,))))
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
+    pipeline.put_raw("orders", bad, "b.csv", CSV)
+    (result,) = pipeline.drain(timeout=120)
+    assert (result.status, result.error) == ("FAILED", "DataQualityFailed")
+    assert result.visited[-5:] == ["Create partition", "Record metrics (published)", "All partitions passed?",
+                                   "Notify: Data quality failed", "Data quality failed"]  # fmt: skip
+    assert result.visited.count("Create partition") == 1
+    partitions = pipeline.cloud.client("glue").get_partitions(DatabaseName="lake_local_curated", TableName="orders")
+    assert [p["Values"] for p in partitions["Partitions"]] == [["2026-11-24"]]
+    (message,) = _messages(pipeline)
+    assert f'partitions ["{bad}"] failed data quality and stay unpublished (quarantined); ' \
+           f'partitions ["{PARTITION}"] passed and are published.' in message  # fmt: skip
+    assert f"Re-run: lake rerun orders --partition {bad}" in message
 
 
 def test_execution__manual_unknown_dataset_fails_clearly(make_pipeline):
