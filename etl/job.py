@@ -18,30 +18,14 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
-
 from etl import transforms as tf
 from etl.lineage import LineageDataset, LineageEmitter
 from etl.readers import list_partition_objects, parse_partitions
-from etl.spec import DATASET_FILE, DatasetSpec, DatasetSpecError, parse_dataset
+from etl.spec import DatasetSpec, load_deployed_dataset
 from etl.storage import Storage, join_uri, write_json
 
 REQUIRED_ARGS = ["dataset", "partitions", "run_id", "raw_uri", "curated_uri", "staging_uri", "datasets_uri"]
 OPTIONAL_ARGS = ["lake_root", "lineage_url"]
-
-
-def load_spec(storage: Storage, datasets_uri: str, dataset: str) -> DatasetSpec:
-    uri = join_uri(datasets_uri, dataset, DATASET_FILE)
-    if not storage.exists(uri):
-        raise DatasetSpecError(uri, "(file)", "not found")
-    try:
-        data = yaml.safe_load(storage.read_text(uri))
-    except yaml.YAMLError as error:
-        raise DatasetSpecError(uri, "(yaml)", str(error).replace("\n", " ")) from error
-    spec = parse_dataset(data, source=uri)  # type: ignore[arg-type]
-    if spec.name != dataset:
-        raise DatasetSpecError(uri, "name", f"{spec.name!r} must equal the dataset argument {dataset!r}")
-    return spec
 
 
 def metrics_uri(staging_uri: str, dataset: str, run_id: str) -> str:
@@ -52,7 +36,7 @@ def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
     """Run the ETL for the given partitions; returns (and writes) the metrics document."""
     dataset, run_id = args["dataset"], args["run_id"]
     spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
-    spec = load_spec(storage, args["datasets_uri"], dataset)
+    spec = load_deployed_dataset(storage, args["datasets_uri"], dataset)
     partitions = parse_partitions(args["partitions"], spec.partition_key)
     emitter = LineageEmitter(storage, args["staging_uri"], dataset, run_id, f"{dataset}-etl",
                              url=args.get("lineage_url") or None)

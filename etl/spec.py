@@ -225,3 +225,18 @@ def load_datasets(root: Path, names: list[str] | tuple[str, ...] | None = None) 
     else:
         folders = [root / name for name in names]
     return tuple(load_dataset(folder) for folder in folders)
+
+
+def load_deployed_dataset(storage: Any, datasets_uri: str, dataset: str) -> DatasetSpec:
+    """Load `<datasets_uri>/<dataset>/dataset.yaml` through a Storage (what the Glue jobs read at start)."""
+    uri = f"{datasets_uri.rstrip('/')}/{dataset}/{DATASET_FILE}"
+    if not storage.exists(uri):
+        raise DatasetSpecError(uri, "(file)", "not found")
+    try:
+        data = yaml.safe_load(storage.read_text(uri))
+    except yaml.YAMLError as error:
+        raise DatasetSpecError(uri, "(yaml)", str(error).replace("\n", " ")) from error
+    spec = parse_dataset(data, source=uri)  # type: ignore[arg-type]
+    if spec.name != dataset:
+        raise DatasetSpecError(uri, "name", f"{spec.name!r} must equal the dataset argument {dataset!r}")
+    return spec

@@ -20,10 +20,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import yaml
-
 from etl.readers import parse_partitions
-from etl.spec import DATASET_FILE, RULES_FILE, DatasetSpec, DatasetSpecError, parse_dataset
+from etl.spec import RULES_FILE, DatasetSpecError, load_deployed_dataset
 from etl.storage import Storage, join_uri, read_json, write_json
 from quality.dqdl import DqdlSyntaxError, Rule, parse_dqdl
 from quality.evaluate import DqReport, evaluate
@@ -49,20 +47,6 @@ def candidate_uri(curated_uri: str, dataset: str, partition: str, run_id: str) -
     return join_uri(curated_uri, dataset, partition, f"{RUN_FOLDER}={run_id}")
 
 
-def load_spec(storage: Storage, datasets_uri: str, dataset: str) -> DatasetSpec:
-    uri = join_uri(datasets_uri, dataset, DATASET_FILE)
-    if not storage.exists(uri):
-        raise DatasetSpecError(uri, "(file)", "not found")
-    try:
-        data = yaml.safe_load(storage.read_text(uri))
-    except yaml.YAMLError as error:
-        raise DatasetSpecError(uri, "(yaml)", str(error).replace("\n", " ")) from error
-    spec = parse_dataset(data, source=uri)  # type: ignore[arg-type]
-    if spec.name != dataset:
-        raise DatasetSpecError(uri, "name", f"{spec.name!r} must equal the dataset argument {dataset!r}")
-    return spec
-
-
 def load_rules(storage: Storage, datasets_uri: str, dataset: str) -> tuple[Rule, ...]:
     """Parse `{datasets_uri}/{dataset}/rules.dqdl`; DqdlSyntaxError names the file, line and column."""
     uri = join_uri(datasets_uri, dataset, RULES_FILE)
@@ -83,7 +67,7 @@ def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
     only the ones that failed.
     """
     dataset, run_id = args["dataset"], args["run_id"]
-    spec = load_spec(storage, args["datasets_uri"], dataset)
+    spec = load_deployed_dataset(storage, args["datasets_uri"], dataset)
     rules = load_rules(storage, args["datasets_uri"], dataset)
     partitions = parse_partitions(args["partitions"], spec.partition_key)
     inputs = {p: candidate_uri(args["curated_uri"], dataset, p, run_id) for p in partitions}

@@ -62,3 +62,20 @@ def test_load_dataset__missing_file(tmp_path):
     ("Order ID", "order_id"), ("orderId", "order_id"), (" amount (EUR) ", "amount_eur"), ("---", "_")])
 def test_normalise_column_name__snake_case(raw, expected):
     assert normalise_column_name(raw) == expected
+
+
+def test_load_deployed_dataset__reads_through_storage_and_checks_the_name(tmp_path):
+    from etl.spec import load_deployed_dataset
+    from etl.storage import LocalStorage
+
+    folder = tmp_path / "assets" / "datasets" / "orders"
+    folder.mkdir(parents=True)
+    (folder / "dataset.yaml").write_text("name: orders\ncolumns: [{name: a, type: string}]\n")
+    spec = load_deployed_dataset(LocalStorage(tmp_path), "s3://assets/datasets", "orders")
+    assert (spec.name, spec.column_names, spec.source_file) == (
+        "orders", ("a",), "s3://assets/datasets/orders/dataset.yaml")
+    with pytest.raises(DatasetSpecError, match="s3://assets/datasets/customers/dataset.yaml: \\(file\\): not found"):
+        load_deployed_dataset(LocalStorage(tmp_path), "s3://assets/datasets", "customers")
+    (folder / "dataset.yaml").write_text("name: order\ncolumns: [{name: a, type: string}]\n")
+    with pytest.raises(DatasetSpecError, match="name: 'order' must equal the dataset argument 'orders'"):
+        load_deployed_dataset(LocalStorage(tmp_path), "s3://assets/datasets", "orders")
