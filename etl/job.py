@@ -83,8 +83,7 @@ def _run(args: dict[str, str], spec: DatasetSpec, partitions: list[str], storage
         total_valid = sum(c["input_rows"] - c["rejected_rows"] for c in counts.values())
         curated = tf.add_provenance(tf.deduplicate(valid, spec), spec, run_id, ingested_at)
         if total_valid:
-            tf.write_curated(curated, storage, args["curated_uri"], spec, run_id, tf.file_count(total_valid),
-                             partitions=[p for p in partitions if counts.get(p.split("=", 1)[1])])
+            tf.write_curated(curated, storage, args["curated_uri"], spec, run_id, tf.file_count(total_valid))
     finally:
         enforced.unpersist()
 

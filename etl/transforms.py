@@ -33,7 +33,7 @@ Decisions:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -100,43 +100,21 @@ def _header_enabled(spec: DatasetSpec) -> bool:
     return (spec.reader_option("header", "true") or "true").lower() == "true"
 
 
-def _source_exprs(file_name: SparkColumn, spec: DatasetSpec, raw_uri: str) -> list[SparkColumn]:
-    """Spark file name -> `lake_source_object` (the s3:// URI, not the Spark path) and the partition value."""
+def _source_columns(spec: DatasetSpec, raw_uri: str) -> list[SparkColumn]:
+    """`lake_source_object` (the s3:// URI, not the Spark path) and the partition value, per row."""
     pattern = rf"/({spec.name}/{spec.partition_key}=[^/]+/.*)$"
-    relative = F.regexp_extract(file_name, pattern, 1)
+    relative = F.regexp_extract(F.input_file_name(), pattern, 1)
     decoded = F.url_decode(F.regexp_replace(relative, r"\+", "%2B"))
     source = F.concat(F.lit(raw_uri.rstrip("/") + "/"), decoded).alias(SOURCE_OBJECT)
-    partition = F.regexp_extract(file_name, rf"/{spec.partition_key}=([^/]+)/", 1)
+    partition = F.regexp_extract(F.input_file_name(), rf"/{spec.partition_key}=([^/]+)/", 1)
     return [source, F.url_decode(F.regexp_replace(partition, r"\+", "%2B")).alias(spec.partition_key)]
-
-
-def _with_source_columns(df: DataFrame, spec: DatasetSpec, raw_uri: str) -> DataFrame:
-    """Add source object and partition value per row.
-
-    The regexes and URL decoding cost more than parsing the CSV when run per row, so they run once per
-    input file (a small broadcast table keyed by Spark's file name); a file missing from that table
-    (not expected) falls back to the per-row expressions, so the result is the same either way.
-    """
-    files = df.inputFiles()
-    spark = df.sparkSession
-    lookup = spark.createDataFrame([(f,) for f in files], "_file string")
-    lookup = lookup.select("_file", *[c.alias("_f" + str(i)) for i, c in
-                                      enumerate(_source_exprs(F.col("_file"), spec, raw_uri))])
-    lines = df.withColumn("_file", F.input_file_name())
-    joined = lines.join(F.broadcast(lookup), "_file", "left")
-    fallback = _source_exprs(F.col("_file"), spec, raw_uri)
-    return joined.select(
-        F.coalesce(F.col("_f0"), fallback[0]).alias(SOURCE_OBJECT),
-        F.coalesce(F.col("_f1"), fallback[1]).alias(spec.partition_key),
-        *[F.col("`" + c.replace("`", "``") + "`") for c in df.columns],
-    )
 
 
 def _text_lines(spark: SparkSession, storage: Storage, objects: Iterable[RawObject], spec: DatasetSpec,
                 raw_uri: str) -> DataFrame:
     """Non-blank lines of text objects: source object, partition value, line (BOM stripped, decoded)."""
     paths = [storage.spark_path(o.uri) for o in objects]
-    lines = _with_source_columns(spark.read.text(paths), spec, raw_uri)
+    lines = spark.read.text(paths).select(*_source_columns(spec, raw_uri), F.col("value"))
     encoding = (spec.reader_option("encoding", "UTF-8") or "UTF-8").upper()
     value = F.col("value")
     if encoding not in ("UTF-8", "UTF8"):
@@ -262,8 +240,8 @@ def read_parquet(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: 
 
     missing = [c.name for c in spec.columns if c.name not in source and not c.nullable]
     problem = F.lit("; ".join(f"missing required column {m}" for m in missing) or None).cast("string")
-    return _with_source_columns(df, spec, raw_uri).select(
-        SOURCE_OBJECT, spec.partition_key, *[as_text(c).alias(c.name) for c in spec.columns],
+    return df.select(
+        *_source_columns(spec, raw_uri), *[as_text(c).alias(c.name) for c in spec.columns],
         F.to_json(F.struct(*[F.col(f"`{n}`") for n in df.columns])).alias(RAW),
         F.lit(None).cast("long").alias(LINE), problem.alias(PROBLEM),
     )
@@ -390,18 +368,8 @@ def reject_partition_uri(staging_uri: str, spec: DatasetSpec, partition: str, ru
 
 
 def write_curated(df: DataFrame, storage: Storage, curated_uri: str, spec: DatasetSpec, run_id: str,
-                  num_files: int, rows_per_file: int = TARGET_ROWS_PER_FILE,
-                  partitions: Sequence[str] = ()) -> None:
-    """Write Parquet to {curated}/{dataset}/{key}={value}/run_id={run_id}/, replacing only those folders.
-
-    `partitions` (`key=value`): the run's partitions, when known; with exactly one, `df` must hold only it."""
-    if len(partitions) == 1:
-        # One partition: write straight into its folder. A partitioned write would sort every row by the
-        # (constant) partition columns first, which costs as much as the dedupe's own sort.
-        path = curated_partition_uri(curated_uri, spec, partitions[0], run_id)
-        (df.drop(spec.partition_key).coalesce(num_files).write.mode("overwrite")
-           .option("maxRecordsPerFile", rows_per_file).parquet(storage.spark_path(path)))
-        return
+                  num_files: int, rows_per_file: int = TARGET_ROWS_PER_FILE) -> None:
+    """Write Parquet to {curated}/{dataset}/{key}={value}/run_id={run_id}/, replacing only those folders."""
     out = df.withColumn(RUN_FOLDER, F.lit(run_id)).coalesce(num_files)
     (out.write.mode("overwrite")
         .option("partitionOverwriteMode", "dynamic")
