@@ -57,6 +57,7 @@ class LakePipeline(Construct):
         crawlers: dict[str, glue.CfnCrawler],
         curated_tables: dict[str, glue.CfnTable],
         curated_database_name: str,
+        raw_database_name: str,
         etl_job: glue.CfnJob,
         dq_job: glue.CfnJob,
         staging_bucket: s3.IBucket,
@@ -75,6 +76,7 @@ class LakePipeline(Construct):
         self._crawlers = crawlers
         self._curated_tables = curated_tables
         self._curated_database_name = curated_database_name
+        self._raw_database_name = raw_database_name
         self._staging_bucket = staging_bucket
         self._curated_bucket = curated_bucket
         self._topic = topic
@@ -106,10 +108,12 @@ class LakePipeline(Construct):
             resources=(
                 arn_finding(staging_bucket, "/runs/*"),
                 f"arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{curated_database_name}/*",
+                f"arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{raw_database_name}/*",
                 "*",
             ),
             reason="The state machine reads only run documents (runs/*) from the staging bucket, publishes "
-            "partitions only in the curated database's tables, and uses the lake key for the encrypted topic; "
+            "partitions only in the curated database's tables, looks up partitions of the raw database's tables, "
+            "and uses the lake key for the encrypted topic; "
             "X-Ray and CloudWatch Logs delivery actions do not support resource-level permissions.",
         )
         self.failure_rule = events.Rule(
@@ -212,7 +216,8 @@ class LakePipeline(Construct):
     # -- per dataset settings ------------------------------------------------------------------------------
     def _select_dataset(self) -> sfn.IChainable:
         choice = sfn.Choice(self, "Known dataset?")
-        crawl = self._crawl()
+        etl = self._transform_and_check()
+        check = self._check_raw_partitions(crawl=self._crawl(etl), skip_to=etl)
         for spec in self._datasets:
             settings = sfn.Pass(
                 self,
@@ -223,6 +228,8 @@ class LakePipeline(Construct):
                     "trigger.$": "$.trigger",
                     "settings": {
                         "crawler": self._crawlers[spec.name].ref,
+                        "raw_database": self._raw_database_name,
+                        "raw_table": spec.name,
                         "database": self._curated_database_name,
                         "table": spec.curated_table,
                         "staging_bucket": self._staging_bucket.bucket_name,
@@ -231,7 +238,7 @@ class LakePipeline(Construct):
                     "polls": {"count": 0, "restart": False},
                 },
             )
-            choice.when(sfn.Condition.string_equals("$.datasets[0]", spec.name), settings.next(crawl))
+            choice.when(sfn.Condition.string_equals("$.datasets[0]", spec.name), settings.next(check))
         unknown = sfn.Fail(
             self,
             "Unknown dataset",
@@ -241,8 +248,52 @@ class LakePipeline(Construct):
         )
         return choice.otherwise(unknown)
 
-    # -- crawl with a bounded poll loop --------------------------------------------------------------------
-    def _crawl(self) -> sfn.IChainable:
+    # -- crawl only for new partitions, with a bounded poll loop -------------------------------------------
+    def _check_raw_partitions(self, *, crawl: sfn.IChainable, skip_to: sfn.IChainable) -> sfn.IChainable:
+        """The crawler only adds new partition folders (CRAWL_NEW_FOLDERS_ONLY), and every crawl is billed
+        for at least 10 minutes: crawl only when a partition of the batch is not yet in the raw table."""
+        catalog = [
+            self._catalog_arn("catalog"),
+            self._catalog_arn(f"database/{self._raw_database_name}"),
+            self._catalog_arn(f"table/{self._raw_database_name}/*"),
+        ]
+        check = sfn.Map(
+            self,
+            "Check raw partitions",
+            items_path="$.partitions",
+            item_selector={
+                "database.$": "$.settings.raw_database",
+                "table.$": "$.settings.raw_table",
+                "value.$": _split("$$.Map.Item.Value", "=", 1),
+            },
+            max_concurrency=10,
+            result_selector={"new.$": "States.ArrayContains($[*].known, false)"},
+            result_path="$.raw",
+        )
+        lookup = tasks.CallAwsService(
+            self,
+            "Get raw partition",
+            service="glue",
+            action="getPartition",
+            parameters={
+                "DatabaseName.$": "$.database",
+                "TableName.$": "$.table",
+                "PartitionValues.$": "States.Array($.value)",
+            },
+            iam_resources=catalog,
+            result_selector={"known": True},
+        )
+        missing = sfn.Pass(self, "Raw partition is new", parameters={"known": False})
+        lookup.add_catch(missing, errors=["Glue.EntityNotFoundException"])
+        check.item_processor(lookup)
+        new = (
+            sfn.Choice(self, "New partitions?")
+            .when(sfn.Condition.boolean_equals("$.raw.new", True), crawl)
+            .otherwise(skip_to)
+        )
+        return check.next(new)
+
+    def _crawl(self, etl: sfn.IChainable) -> sfn.IChainable:
         start = tasks.CallAwsService(
             self,
             "Start crawler",
@@ -303,7 +354,6 @@ class LakePipeline(Construct):
                 *self._crawl_report_fields("$.crawl.crawler.LastCrawl.Status"),
             ),
         )
-        etl = self._transform_and_check()
         check_crawl = (
             sfn.Choice(self, "Crawl succeeded?")
             .when(

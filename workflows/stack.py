@@ -94,6 +94,7 @@ class DataLakeStack(Stack):
             crawlers=self.catalog.crawlers,
             curated_tables=self.catalog.curated_tables,
             curated_database_name=self.catalog.curated_database_name,
+            raw_database_name=self.catalog.raw_database_name,
             etl_job=self.jobs.etl_job,
             dq_job=self.jobs.dq_job,
             staging_bucket=self.storage.staging,

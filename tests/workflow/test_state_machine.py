@@ -32,7 +32,9 @@ def test_execution__happy_path_publishes_and_notifies(make_pipeline, job_names):
     visited = result.visited
     assert visited[:7] == ["Manual or S3 events?", "Read object events", "Data object?", "Partition from key (orders)",
                            "Any data objects?", "Deduplicate partitions", "One dataset?"]  # fmt: skip
-    assert visited[7:10] == ["Known dataset?", "Settings (orders)", "Start crawler"]
+    assert visited[7:13] == ["Known dataset?", "Settings (orders)", "Check raw partitions", "Get raw partition",
+                             "Raw partition is new", "New partitions?"]  # fmt: skip
+    assert visited[13] == "Start crawler"
     assert visited[-len(HAPPY_TAIL) :] == HAPPY_TAIL, visited
     execution_name = result.arn.rsplit(":", 1)[-1]
     partition = pipeline.cloud.client("glue").get_partition(
@@ -62,6 +64,22 @@ def test_execution__second_publish_switches_the_partition(make_pipeline):
         DatabaseName="lake_local_curated", TableName="orders", PartitionValues=["2026-11-24"]
     )["Partition"]["StorageDescriptor"]["Location"]
     assert location.endswith("/run_id=rerun-1/")
+
+
+def test_execution__known_partition_skips_the_crawl(make_pipeline):
+    pipeline = make_pipeline()
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
+    (first,) = pipeline.drain(timeout=120)
+    pipeline.put_raw("orders", PARTITION, "b.csv", CSV)
+    (second,) = pipeline.drain(timeout=120)
+    assert (first.status, second.status) == ("SUCCEEDED", "SUCCEEDED")
+    assert "Start crawler" in first.visited
+    assert "Start crawler" not in second.visited
+    new_at = second.visited.index("New partitions?")
+    assert second.visited[new_at + 1] == "Run ETL job"
+    crawler = pipeline.cloud.physical_name("CatalogCrawlerorders", "AWS::Glue::Crawler")
+    assert pipeline.cloud.client("glue").get_crawler(Name=crawler)["Crawler"]["LastCrawl"]["Status"] == "SUCCEEDED"
+    print(f"\nstate transitions, known partition (crawl skipped): {len(second.visited)}")
 
 
 def test_execution__duplicate_events_for_one_partition_run_etl_once(make_pipeline, job_names):
