@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
-from etl.storage import LocalStorage
 from lake.local.glue_runtime import SimulatedJob
 from lake.local.runtime import LocalPipeline, synthesize
+from lake.local.simulated import dq_result_writer
 from lake.local.template import physical_resources
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
@@ -30,37 +29,6 @@ def job_names(local_stack):
         "etl": next(p.ref for lid, p in physical.items() if lid.startswith("JobsEtlJob")),
         "dq": next(p.ref for lid, p in physical.items() if lid.startswith("JobsDataQualityJob")),
     }
-
-
-def dq_result_writer(failing: tuple[str, ...] | str = (), rules_failed_per_partition: int = 2):
-    """What the DQ job writes, for runs that simulate Glue instead of running Spark.
-
-    `failing`: the partitions that fail their rules ("all" for every partition of the run).
-    """
-
-    def write(args: dict[str, str], root) -> None:
-        dataset, run_id, partitions = args["--dataset"], args["--run_id"], json.loads(args["--partitions"])
-        failed = list(partitions) if failing == "all" else [p for p in partitions if p in failing]
-        passed = [p for p in partitions if p not in failed]
-        document = {
-            "dataset": dataset,
-            "run_id": run_id,
-            "partitions": partitions,
-            "outcome": "Failed" if failed else "Passed",
-            "partitions_passed": passed,
-            "partitions_failed": failed,
-            "passed_count": len(passed),
-            "failed_count": len(failed),
-            "rules_passed": 12 * len(partitions) - rules_failed_per_partition * len(failed),
-            "rules_failed": rules_failed_per_partition * len(failed),
-            "row_count": len(partitions),
-            "rules": [],
-            "etl": {"input_rows": 3, "output_rows": 1, "rejected_rows": 1, "duplicates_removed": 1},
-        }
-        LocalStorage(root).write_text(f"{args['--staging_uri']}/runs/{dataset}/{run_id}/dq_result.json",
-                                      json.dumps(document))  # fmt: skip
-
-    return write
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from lake.local.glue_runtime import SimulatedJob
-from tests.workflow.conftest import CSV, dq_result_writer
+from lake.local.simulated import dq_result_writer
+from tests.workflow.conftest import CSV
 
 PARTITION = "ingest_date=2026-11-24"
 HAPPY_TAIL = [

@@ -1,0 +1,45 @@
+"""What the real Glue jobs write, for runs that simulate Glue instead of running Spark (workflow tests,
+`bench/burst.py`): the DQ result document the state machine reads after the DQ job."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from etl.storage import LocalStorage
+
+RULES_PER_PARTITION = 12  # datasets/orders/rules.dqdl
+
+
+def dq_result_writer(
+    failing: tuple[str, ...] | str = (), rules_failed_per_partition: int = 2
+) -> Callable[[dict[str, str], Path], None]:
+    """A `SimulatedJob.writes` callback writing `dq_result.json` in the DQ job's format.
+
+    `failing`: the partitions whose rules fail ("all" for every partition of the run).
+    """
+
+    def write(args: dict[str, str], root: Path) -> None:
+        dataset, run_id, partitions = args["--dataset"], args["--run_id"], json.loads(args["--partitions"])
+        failed = list(partitions) if failing == "all" else [p for p in partitions if p in failing]
+        passed = [p for p in partitions if p not in failed]
+        document = {
+            "dataset": dataset,
+            "run_id": run_id,
+            "partitions": partitions,
+            "outcome": "Failed" if failed else "Passed",
+            "partitions_passed": passed,
+            "partitions_failed": failed,
+            "passed_count": len(passed),
+            "failed_count": len(failed),
+            "rules_passed": RULES_PER_PARTITION * len(partitions) - rules_failed_per_partition * len(failed),
+            "rules_failed": rules_failed_per_partition * len(failed),
+            "row_count": len(partitions),
+            "rules": [],
+            "etl": {"input_rows": 3, "output_rows": 1, "rejected_rows": 1, "duplicates_removed": 1},
+        }
+        uri = f"{args['--staging_uri']}/runs/{dataset}/{run_id}/dq_result.json"
+        LocalStorage(root).write_text(uri, json.dumps(document))
+
+    return write
