@@ -286,7 +286,8 @@ class CrawlerRuntime:
         thread.start()
 
     def _crawl(self, crawler: Any, crawl: Any) -> None:
-        started = time.monotonic()
+        # Like AWS, the catalog changes at the end of the crawl: a simulated crawl duration passes first.
+        time.sleep(self.min_duration_s)
         try:
             self.crawl_once(crawler)
             status, error = "SUCCEEDED", None
@@ -295,7 +296,6 @@ class CrawlerRuntime:
                 "FAILED",
                 str(exc) if isinstance(exc, CrawlError) else f"{type(exc).__name__}: {exc}",
             )
-        time.sleep(max(0.0, self.min_duration_s - (time.monotonic() - started)))
         crawl.local_state = "STOPPING"
         time.sleep(min(0.05, self.min_duration_s))
         crawl.error_message = error

@@ -131,9 +131,9 @@ def test_execution__object_without_partition_folder_uses_event_day(make_pipeline
 
 def test_execution__crawler_already_running_waits_then_crawls_again(make_pipeline):
     pipeline = make_pipeline(crawl_min_duration_s=1.5)
-    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
     crawler = pipeline.cloud.physical_name("CatalogCrawlerorders", "AWS::Glue::Crawler")
-    pipeline.cloud.client("glue").start_crawler(Name=crawler)
+    pipeline.cloud.client("glue").start_crawler(Name=crawler)  # a crawl started before the new partition lands
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
     (result,) = pipeline.drain(timeout=120)
     assert result.status == "SUCCEEDED"
     visited = result.visited
