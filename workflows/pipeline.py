@@ -270,11 +270,9 @@ class LakePipeline(Construct):
             result_selector={"new.$": "States.ArrayContains($[*].known, false)"},
             result_path="$.raw",
         )
-        lookup = tasks.CallAwsService(
-            self,
+        lookup = self._glue(
             "Get raw partition",
-            service="glue",
-            action="getPartition",
+            "getPartition",
             parameters={
                 "DatabaseName.$": "$.database",
                 "TableName.$": "$.table",
@@ -294,11 +292,9 @@ class LakePipeline(Construct):
         return check.next(new)
 
     def _crawl(self, etl: sfn.IChainable) -> sfn.IChainable:
-        start = tasks.CallAwsService(
-            self,
+        start = self._glue(
             "Start crawler",
-            service="glue",
-            action="startCrawler",
+            "startCrawler",
             parameters={"Name.$": "$.settings.crawler"},
             iam_resources=[self._crawler_arn(name) for name in self._crawlers],
             result_path=sfn.JsonPath.DISCARD,
@@ -313,11 +309,9 @@ class LakePipeline(Construct):
         )
         start.add_catch(already_running, errors=["Glue.CrawlerRunningException"], result_path="$.crawler_busy")
         already_running.next(wait)
-        get = tasks.CallAwsService(
-            self,
+        get = self._glue(
             "Get crawler",
-            service="glue",
-            action="getCrawler",
+            "getCrawler",
             parameters={"Name.$": "$.settings.crawler"},
             iam_resources=[self._crawler_arn(name) for name in self._crawlers],
             result_selector={"state.$": "$.Crawler.State", "crawler.$": "$.Crawler"},
@@ -462,11 +456,9 @@ class LakePipeline(Construct):
             self._catalog_arn(f"database/{self._curated_database_name}"),
             table_arn,
         ]
-        get_table = tasks.CallAwsService(
-            self,
+        get_table = self._glue(
             "Get curated table",
-            service="glue",
-            action="getTable",
+            "getTable",
             parameters={"DatabaseName.$": "$.settings.database", "Name.$": "$.settings.table"},
             iam_resources=catalog_resources,
             result_selector={"sd.$": "$.Table.StorageDescriptor"},
@@ -500,11 +492,9 @@ class LakePipeline(Construct):
                 "Compressed": True,
             },
         }
-        get_partition = tasks.CallAwsService(
-            self,
+        get_partition = self._glue(
             "Get partition",
-            service="glue",
-            action="getPartition",
+            "getPartition",
             parameters={
                 "DatabaseName.$": "$.database",
                 "TableName.$": "$.table",
@@ -513,20 +503,16 @@ class LakePipeline(Construct):
             iam_resources=catalog_resources,
             result_path=sfn.JsonPath.DISCARD,
         )
-        create = tasks.CallAwsService(
-            self,
+        create = self._glue(
             "Create partition",
-            service="glue",
-            action="createPartition",
+            "createPartition",
             parameters={"DatabaseName.$": "$.database", "TableName.$": "$.table", "PartitionInput": partition_input},
             iam_resources=catalog_resources,
             result_path=sfn.JsonPath.DISCARD,
         )
-        update = tasks.CallAwsService(
-            self,
+        update = self._glue(
             "Switch partition",
-            service="glue",
-            action="updatePartition",
+            "updatePartition",
             parameters={
                 "DatabaseName.$": "$.database",
                 "TableName.$": "$.table",
@@ -556,6 +542,10 @@ class LakePipeline(Construct):
         return notify.next(sfn.Succeed(self, "Published"))
 
     # -- helpers -------------------------------------------------------------------------------------------
+    def _glue(self, id_: str, action: str, **kwargs: object) -> tasks.CallAwsService:
+        """An `aws-sdk:glue:<action>` task."""
+        return tasks.CallAwsService(self, id_, service="glue", action=action, **kwargs)  # type: ignore[arg-type]
+
     def _record_metrics(self, id_: str) -> tasks.CallAwsService:
         """Publish the run's row counts and per-partition outcomes to CloudWatch (alarms and dashboard)."""
 
