@@ -122,7 +122,8 @@ def run_demo(root: Path, console: Console) -> int:
             f"  OpenLineage events:             {root / 'lake' / staging / 'lineage' / DATASET}\n"
             f"  Glue job logs:                  {root / 'lake' / '_logs' / 'glue'}\n"
             f"  notifications:                  {root / 'lake' / '_outbox' / 'sns.jsonl'}\n"
-            "  keep it running and operate it:  lake up   (then lake put / executions / show / rerun / query)\n"
+            "  keep it running and operate it:  .venv/bin/lake up   (then .venv/bin/lake --local put / executions /"
+            " show / rerun / query)\n"
             "  deploy to AWS:                   npx aws-cdk@2 deploy -c stage=dev"
         )
     shutil.rmtree(sample_root, ignore_errors=True)
