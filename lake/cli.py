@@ -114,7 +114,7 @@ def cmd_show(ctx, args, console: Console) -> int:
         uri = f"s3://{ctx.resources.staging_bucket}/runs/{name}/{result.name}/dq_result.json"
         storage = _storage(ctx)
         if storage.exists(uri):
-            render.print_dq_report(console, read_json(storage, uri))
+            render.print_dq_outcome(console, read_json(storage, uri))
     return 0
 
 

@@ -50,13 +50,7 @@ def _show_dq(pipeline: LocalPipeline, result: ExecutionResult, console: Console)
     uri = f"s3://{pipeline.bucket('StorageStaging')}/runs/{DATASET}/{result.name}/dq_result.json"
     if not pipeline.storage.exists(uri):
         return
-    report = read_json(pipeline.storage, uri)
-    if report["outcome"] == "Passed":
-        console.print(f"  data quality: [green]Passed[/] ({report['rules_passed']} rules, {report['row_count']} rows)")
-    else:
-        console.print(f"  published: {', '.join(report['partitions_passed']) or 'none'}; "
-                      f"quarantined: {', '.join(report['partitions_failed'])}")  # fmt: skip
-        render.print_dq_report(console, report)
+    render.print_dq_outcome(console, read_json(pipeline.storage, uri))
 
 
 def run_demo(root: Path, console: Console) -> int:

@@ -97,6 +97,16 @@ def print_dq_report(console: Console, report: dict, only_failures: bool = True) 
     console.print(table)
 
 
+def print_dq_outcome(console: Console, report: dict) -> None:
+    """One line when every partition passed; otherwise what was published, what was quarantined, and why."""
+    if report["outcome"] == "Passed":
+        console.print(f"  data quality: [green]Passed[/] ({report['rules_passed']} rules, {report['row_count']} rows)")
+        return
+    console.print(f"  published: {', '.join(report.get('partitions_passed', [])) or 'none'}; "
+                  f"quarantined: {', '.join(report.get('partitions_failed', []))}")  # fmt: skip
+    print_dq_report(console, report)
+
+
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 

@@ -60,3 +60,9 @@ def test_dq_report__lists_failed_rules_with_their_partition():
     assert "failed: ingest_date=2026-11-25" in text
     assert "Completeness of order_id is 0.5" in text and "Completeness=0.5" in text
     assert "RowCount > 0" not in text
+
+
+def test_dq_outcome__passed_run_is_one_line():
+    console = Console(record=True, width=200)
+    render.print_dq_outcome(console, {"outcome": "Passed", "rules_passed": 12, "row_count": 400, "rules": []})
+    assert console.export_text().strip() == "data quality: Passed (12 rules, 400 rows)"
