@@ -5,6 +5,7 @@ are printed as they finish. Other `lake --local ...` commands connect through `<
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -40,7 +41,17 @@ class RawFolderWatcher:
         return keys
 
 
+def _stop_on_sigterm() -> None:
+    """Stop cleanly on SIGTERM too (service managers, `kill`), not only on Ctrl-C."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def run_up(root: Path, stage: str, console: Console, poll_s: float = 0.5) -> int:
+    _stop_on_sigterm()
     root.mkdir(parents=True, exist_ok=True)
     stack = synthesize(stage, root / "cdk.out")
     with LocalPipeline(root / "lake", stack) as pipeline:
