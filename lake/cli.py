@@ -73,8 +73,8 @@ def _context(args: argparse.Namespace):
     config = load_stage(context, REPO_ROOT / "datasets", args.stage)
     if config.name == "local":
         raise LakeError("stage 'local' only runs offline: add --local (with `lake up` running) or pick a stage")
-    database = f"lake_{config.name.replace('-', '_').lower()}_curated"
-    return aws_context(config.name, tuple(d.name for d in config.datasets), database, f"lake-{config.name}")
+    datasets = tuple(d.name for d in config.datasets)
+    return aws_context(config.name, datasets, config.curated_database_name, config.athena_workgroup_name)
 
 
 def _storage(ctx):
@@ -104,6 +104,7 @@ def cmd_show(ctx, args, console: Console) -> int:
     from lake import render
     from lake.executions import describe
     from lake.ops import find_execution
+    from quality.job import result_uri
 
     sfn = ctx.client("stepfunctions")
     result = describe(sfn, find_execution(sfn, ctx.resources.state_machine_arn, args.execution))
@@ -111,7 +112,7 @@ def cmd_show(ctx, args, console: Console) -> int:
     console.print(f"  input: {json.dumps(result.input)[:300]}")
     dataset = (result.input or {}).get("dataset") if isinstance(result.input, dict) else None
     for name in [dataset] if dataset else list(ctx.resources.datasets):
-        uri = f"s3://{ctx.resources.staging_bucket}/runs/{name}/{result.name}/dq_result.json"
+        uri = result_uri(f"s3://{ctx.resources.staging_bucket}", name, result.name)
         storage = _storage(ctx)
         if storage.exists(uri):
             render.print_dq_outcome(console, read_json(storage, uri))

@@ -24,6 +24,7 @@ from lake.local.runtime import LocalPipeline, synthesize
 from lake.ops import rerun
 from lake.query import query_local
 from lake.sample_data import generate
+from quality.job import result_uri
 
 DATASET = "orders"
 
@@ -47,7 +48,7 @@ def _run_batch(pipeline: LocalPipeline, console: Console) -> list[ExecutionResul
 
 def _show_dq(pipeline: LocalPipeline, result: ExecutionResult, console: Console) -> None:
     """The DQ report: every rule when the run failed, one line when it passed."""
-    uri = f"s3://{pipeline.bucket('StorageStaging')}/runs/{DATASET}/{result.name}/dq_result.json"
+    uri = result_uri(f"s3://{pipeline.bucket('StorageStaging')}", DATASET, result.name)
     if not pipeline.storage.exists(uri):
         return
     render.print_dq_outcome(console, read_json(pipeline.storage, uri))

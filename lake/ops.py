@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,8 +61,8 @@ def rerun(
         missing = [p for p in partitions if not raw_partition_exists(dataset, p)]
         if missing:
             raise PartitionNotFound(f"no raw objects for {dataset} partition(s) {', '.join(missing)}")
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
-    name = f"rerun-{dataset}-{stamp}-{int(time.time() * 1000) % 1000:03d}"[:80]
+    now = now or datetime.now(UTC)
+    name = f"rerun-{dataset}-{now:%Y%m%dT%H%M%S}-{now.microsecond // 1000:03d}"[:80]
     response = sfn.start_execution(
         stateMachineArn=state_machine_arn,
         name=name,

@@ -12,7 +12,7 @@ class LakeAnalytics(Construct):
     """An Athena workgroup with enforced settings: KMS-encrypted results in the lake's results bucket, a
     per-query bytes-scanned cutoff, CloudWatch metrics, engine v3.
 
-    The workgroup name is physical on purpose (users pick it in the console): ``lake-<stage>``.
+    The workgroup name is physical on purpose (users pick it in the console): ``lake-<stage>`` from the config.
     Attributes: ``workgroup``, ``workgroup_name``.
     """
 
@@ -21,14 +21,14 @@ class LakeAnalytics(Construct):
         scope: Construct,
         id_: str,
         *,
-        stage_name: str,
+        workgroup_name: str,
         results_bucket: s3.IBucket,
         key: kms.IKey,
         bytes_scanned_cutoff_mb: int,
         destroy_on_removal: bool = False,
     ) -> None:
         super().__init__(scope, id_)
-        self.workgroup_name = f"lake-{stage_name}"
+        self.workgroup_name = workgroup_name
         self.workgroup = athena.CfnWorkGroup(
             self,
             "WorkGroup",

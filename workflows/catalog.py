@@ -37,8 +37,8 @@ def curated_columns(spec: DatasetSpec) -> list[glue.CfnTable.ColumnProperty]:
 class LakeCatalog(Construct):
     """Glue Data Catalog resources.
 
-    Database names are physical names on purpose: analysts type them in Athena. They are derived from
-    the stage (``lake_<stage>_raw``, ``lake_<stage>_curated``), so two stages can share an account.
+    Database names are physical names on purpose: analysts type them in Athena. They come from the stage
+    config (``lake_<stage>_raw``, ``lake_<stage>_curated``), so two stages can share an account.
 
     Attributes: ``raw_database_name``, ``curated_database_name``, ``security_configuration``,
     ``crawlers`` (dataset name -> CfnCrawler), ``curated_tables`` (dataset name -> CfnTable),
@@ -50,7 +50,8 @@ class LakeCatalog(Construct):
         scope: Construct,
         id_: str,
         *,
-        stage_name: str,
+        raw_database_name: str,
+        curated_database_name: str,
         datasets: tuple[DatasetSpec, ...],
         raw_bucket: s3.IBucket,
         curated_bucket: s3.IBucket,
@@ -58,9 +59,8 @@ class LakeCatalog(Construct):
     ) -> None:
         super().__init__(scope, id_)
         stack = Stack.of(self)
-        prefix = f"lake_{stage_name.lower().replace('-', '_')}"
-        self.raw_database_name = f"{prefix}_raw"
-        self.curated_database_name = f"{prefix}_curated"
+        self.raw_database_name = raw_database_name
+        self.curated_database_name = curated_database_name
         raw_db = glue.CfnDatabase(
             self, "RawDatabase", catalog_id=stack.account,
             database_input=glue.CfnDatabase.DatabaseInputProperty(
@@ -88,7 +88,7 @@ class LakeCatalog(Construct):
                     job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=key.key_arn
                 ),
             ),
-            name=f"{prefix}-security",
+            name=f"{raw_database_name.removesuffix('_raw')}-security",
         )
         self.crawler_role = iam.Role(
             self,

@@ -58,6 +58,23 @@ class StageConfig:
     log_retention_days: int = 90
     lineage_url: str | None = None
 
+    @property
+    def database_prefix(self) -> str:
+        """Glue database names of the stage: `<prefix>_raw`, `<prefix>_curated` (Athena-safe)."""
+        return f"lake_{self.name.lower().replace('-', '_')}"
+
+    @property
+    def raw_database_name(self) -> str:
+        return f"{self.database_prefix}_raw"
+
+    @property
+    def curated_database_name(self) -> str:
+        return f"{self.database_prefix}_curated"
+
+    @property
+    def athena_workgroup_name(self) -> str:
+        return f"lake-{self.name}"
+
     def dataset(self, name: str) -> DatasetSpec:
         for spec in self.datasets:
             if spec.name == name:

@@ -45,7 +45,8 @@ class DataLakeStack(Stack):
         self.catalog = LakeCatalog(
             self,
             "Catalog",
-            stage_name=config.name,
+            raw_database_name=config.raw_database_name,
+            curated_database_name=config.curated_database_name,
             datasets=config.datasets,
             raw_bucket=self.storage.raw,
             curated_bucket=self.storage.curated,
@@ -74,7 +75,7 @@ class DataLakeStack(Stack):
         self.analytics = LakeAnalytics(
             self,
             "Analytics",
-            stage_name=config.name,
+            workgroup_name=config.athena_workgroup_name,
             results_bucket=self.storage.athena_results,
             key=self.storage.key,
             bytes_scanned_cutoff_mb=config.athena_bytes_scanned_cutoff_mb,

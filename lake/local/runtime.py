@@ -23,6 +23,7 @@ from lake.local.template import resolved_properties
 from lake.local.trigger import (
     LocalTrigger,
     execution_status_event,
+    matches_pattern,
     object_created_event,
     render_input_transformer,
     routes_from_template,
@@ -112,11 +113,11 @@ class LocalPipeline:
         return StackResources(
             state_machine_arn=self.state_machine_arn,
             datasets=tuple(d.name for d in config.datasets),
-            curated_database=f"lake_{config.name.replace('-', '_').lower()}_curated",
+            curated_database=config.curated_database_name,
             staging_bucket=self.bucket("StorageStaging"),
             raw_bucket=self.bucket("StorageRaw"),
             curated_bucket=self.bucket("StorageCurated"),
-            athena_workgroup=f"lake-{config.name}",
+            athena_workgroup=config.athena_workgroup_name,
         )
 
     # -- inputs ----------------------------------------------------------------------------------------
@@ -161,12 +162,7 @@ class LocalPipeline:
         event = execution_status_event(sfn.describe_execution(executionArn=execution_arn), self.state_machine_arn)
         sns = self.cloud.client("sns")
         for rule in self._rules:
-            pattern = rule["EventPattern"]
-            if pattern.get("source") != ["aws.states"]:
-                continue
-            from moto.events.models import EventPattern
-
-            if not EventPattern.load(json.dumps(pattern)).matches_event(event):
+            if not matches_pattern(rule["EventPattern"], event):
                 continue
             for target in rule.get("Targets", []):
                 message = render_input_transformer(target["InputTransformer"], event)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from etl.storage import LocalStorage
+from quality.job import result_uri
 
 RULES_PER_PARTITION = 12  # datasets/orders/rules.dqdl
 
@@ -39,7 +40,6 @@ def dq_result_writer(
             "rules": [],
             "etl": {"input_rows": 3, "output_rows": 1, "rejected_rows": 1, "duplicates_removed": 1},
         }
-        uri = f"{args['--staging_uri']}/runs/{dataset}/{run_id}/dq_result.json"
-        LocalStorage(root).write_text(uri, json.dumps(document))
+        LocalStorage(root).write_text(result_uri(args["--staging_uri"], dataset, run_id), json.dumps(document))
 
     return write

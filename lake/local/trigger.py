@@ -70,6 +70,11 @@ def sqs_record(event: dict, queue_arn: str) -> dict:
     }
 
 
+def matches_pattern(pattern: dict, event: dict) -> bool:
+    """EventBridge pattern matching, with moto's own matcher."""
+    return EventPattern.load(json.dumps(pattern)).matches_event(event)
+
+
 @dataclass
 class TriggerRoute:
     """One dataset's rule + queue + pipe, resolved from the template."""
@@ -84,7 +89,7 @@ class TriggerRoute:
     first_arrival: float | None = None
 
     def matches(self, event: dict) -> bool:
-        return EventPattern.load(json.dumps(self.pattern)).matches_event(event)
+        return matches_pattern(self.pattern, event)
 
 
 def routes_from_template(resources: dict[str, Any]) -> list[TriggerRoute]:

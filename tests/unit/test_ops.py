@@ -49,7 +49,7 @@ def test_rerun__starts_one_execution_with_sorted_unique_partitions():
     (call,) = sfn.started
     assert json.loads(call["input"]) == {
         "dataset": "orders", "partitions": ["ingest_date=2026-11-24", "ingest_date=2026-11-25"]}  # fmt: skip
-    assert call["name"].startswith("rerun-orders-20261124T120000-")
+    assert call["name"] == "rerun-orders-20261124T120000-000"
     assert arn.endswith(call["name"])
 
 
