@@ -39,7 +39,7 @@ from lake.local.glue_runtime import SimulatedJob  # noqa: E402
 from lake.local.runtime import LocalPipeline, synthesize  # noqa: E402
 from lake.local.simulated import dq_result_writer  # noqa: E402
 from lake.local.template import physical_resources  # noqa: E402
-from lake.local.trigger import object_created_event, sqs_record  # noqa: E402
+from lake.local.trigger import object_created_event, pipe_payload, sqs_record  # noqa: E402
 from workflows.config import load_stage  # noqa: E402
 
 WORK = ROOT / "build" / "bench" / "burst"
@@ -200,7 +200,8 @@ def run_naive_sample(pipeline: LocalPipeline, landed: dict[str, str], sample: in
     for key in chosen:
         size = len(LocalStorage(pipeline.root).local_path(f"s3://{bucket}/{key}").read_bytes())
         record = sqs_record(object_created_event(bucket, key, size), queue_arn)
-        arn = sfn.start_execution(stateMachineArn=pipeline.state_machine_arn, input=json.dumps([record]))
+        payload = pipe_payload([record], pipeline.trigger.routes[0].input_template)
+        arn = sfn.start_execution(stateMachineArn=pipeline.state_machine_arn, input=payload)
         results.append(pipeline.wait(arn["executionArn"], timeout=120))
     return results
 
@@ -219,7 +220,7 @@ def job_runs(pipeline: LocalPipeline, job_name: str) -> list[dict]:
 
 def keys_of(result: ExecutionResult) -> list[str]:
     records = result.input if isinstance(result.input, list) else []
-    return [json.loads(r["body"])["detail"]["object"]["key"] for r in records]
+    return [r["key"] for r in records]
 
 
 def state_profile(results: list[ExecutionResult]) -> dict[str, float]:

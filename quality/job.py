@@ -10,6 +10,9 @@ Reads   {datasets_uri}/{dataset}/dataset.yaml and rules.dqdl,
 Writes  {staging_uri}/runs/{dataset}/{run_id}/dq_result.json: dataset, run_id, partitions, outcome
         ("Passed" | "Failed"), rules_passed, rules_failed, row_count, rules [{rule, outcome, metrics,
         reason}], etl; and OpenLineage events under {staging_uri}/lineage/{dataset}/{run_id}/.
+        {staging_uri}/runs/{dataset}/{run_id}/dq_summary.json: what the state machine reads (see
+        `compact_summary`): counts, partition lists, the first failed rules and quarantined objects, and
+        the URI of dq_result.json. Its size does not grow with rules x partitions.
 
 Exit status 0 whenever the rules were evaluated, even if some failed (the state machine reads `outcome`);
 non-zero with a message when they cannot be (missing candidate data, invalid rules or dataset file).
@@ -27,6 +30,9 @@ from quality.dqdl import DqdlSyntaxError, Rule, parse_dqdl
 from quality.evaluate import DqReport, evaluate
 
 REQUIRED_ARGS = ["dataset", "partitions", "run_id", "curated_uri", "staging_uri", "datasets_uri"]
+DQ_SUMMARY_FILE = "dq_summary.json"
+SUMMARY_SAMPLE = 10  # failed rules and quarantined objects listed in the summary (all are in the details)
+SUMMARY_TEXT_CHARS = 300
 OPTIONAL_ARGS = ["lake_root", "lineage_url"]
 RUN_FOLDER = "run_id"
 
@@ -41,6 +47,42 @@ def run_folder(staging_uri: str, dataset: str, run_id: str) -> str:
 
 def result_uri(staging_uri: str, dataset: str, run_id: str) -> str:
     return join_uri(run_folder(staging_uri, dataset, run_id), "dq_result.json")
+
+
+def summary_uri(staging_uri: str, dataset: str, run_id: str) -> str:
+    return join_uri(run_folder(staging_uri, dataset, run_id), DQ_SUMMARY_FILE)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= SUMMARY_TEXT_CHARS else text[: SUMMARY_TEXT_CHARS - 1] + "…"
+
+
+def compact_summary(document: dict[str, Any], details_uri: str) -> dict[str, Any]:
+    """The part of a dq_result document the state machine needs, bounded in size.
+
+    Step Functions limits every state's input and output to 256 KiB; the full result has one entry per rule
+    and partition. The summary keeps the counts and partition lists (bounded by the trigger's batch size),
+    the first SUMMARY_SAMPLE failed rules and quarantined objects (each clipped), and where the rest is.
+    """
+    etl = document.get("etl") or {}
+    quarantined = etl.get("quarantined_objects") or []
+    failed_rules = [r for r in document["rules"] if r.get("outcome") != "Passed"]
+    return {
+        "dataset": document["dataset"],
+        "run_id": document["run_id"],
+        **{key: document[key] for key in ("outcome", "partitions_passed", "partitions_failed", "passed_count",
+                                          "failed_count", "rules_passed", "rules_failed", "row_count")},
+        "failed_rules": [_clip(f"{r.get('partition')}: {r['rule']}: {r.get('reason') or ''}".rstrip(": "))
+                         for r in failed_rules[:SUMMARY_SAMPLE]],
+        "etl": {
+            **{key: int(etl.get(key, 0)) for key in ("input_rows", "output_rows", "rejected_rows",
+                                                       "duplicates_removed")},
+            "ingested_at": etl.get("ingested_at", ""),
+            "quarantined_count": len(quarantined),
+            "quarantined": [_clip(f"{q['object']}: {q['reason']}") for q in quarantined[:SUMMARY_SAMPLE]],
+        },
+        "details": details_uri,
+    }  # fmt: skip
 
 
 def candidate_uri(curated_uri: str, dataset: str, partition: str, run_id: str) -> str:
@@ -87,6 +129,7 @@ def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
             "etl": read_json(storage, metrics_uri) if storage.exists(metrics_uri) else None,
         }
         write_json(storage, output, document)
+        write_json(storage, summary_uri(args["staging_uri"], dataset, run_id), compact_summary(document, output))
     except BaseException as error:
         lineage.fail(error)
         raise

@@ -1,13 +1,16 @@
 """Pipeline: the Step Functions state machine that crawls, transforms, checks, publishes and notifies.
 
-Input is either a batch of SQS records from the trigger's EventBridge Pipe (each body an S3 `Object
-Created` event) or a manual request `{"dataset": "orders", "partitions": ["ingest_date=2026-11-24"]}`
+Input is either a batch of object records from the trigger's EventBridge Pipe (its input template reduces
+each S3 `Object Created` event to `{"bucket", "key", "size", "time"}`, see workflows/trigger.py) or a manual
+request `{"dataset": "orders", "partitions": ["ingest_date=2026-11-24"]}`
 (what `lake rerun` sends). The first states reduce a batch to unique partitions of one dataset.
 
 Task failures are not caught: the execution fails at the state that failed (red in the console) and can
 be redriven from there. Those failures reach the pipeline topic through an EventBridge rule on the
 execution's status change. Outcomes the pipeline decides itself (crawl failed, polling bound reached,
 data quality failed, nothing to do) are notified from inside the state machine with the run's details.
+
+Every AWS SDK task retries throttling and server errors (bounded, exponential backoff, full jitter).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -25,17 +29,37 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from etl.spec import DatasetSpec
+from quality.job import DQ_SUMMARY_FILE
 from workflows.monitoring import METRICS_NAMESPACE
 from workflows.nag import S3_READ_ACTIONS, acknowledge_wildcards, arn_finding
 
 # Keys the trigger ignores: S3 "folder" markers, Spark/Hadoop temporary output and hidden files.
 IGNORED_KEY_PATTERNS = ("*/_temporary/*", "*.tmp", "*_$folder$", "*/_SUCCESS", "*/.*")
-SELF_REPORTED_ERRORS = ("DataQualityFailed", "CrawlFailed", "CrawlerPollTimeout")
+SELF_REPORTED_ERRORS = ("DataQualityFailed", "CrawlerPollTimeout")
 TRANSIENT_GLUE_ERRORS = (
     "Glue.ConcurrentRunsExceededException",
     "Glue.ThrottlingException",
     "Glue.InternalServiceException",
 )
+# Throttling and server-side errors of the AWS SDK tasks, named `<Service>.<Error>Exception` as Step Functions
+# reports them (https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html); the
+# error codes come from each service's API reference ("Common errors" and the action's errors).
+RETRYABLE_SDK_ERRORS: dict[str, tuple[str, ...]] = {
+    "glue": ("Glue.ThrottlingException", "Glue.InternalServiceException", "Glue.OperationTimeoutException",
+             "Glue.SdkClientException"),
+    "s3": ("S3.SlowDownException", "S3.InternalErrorException", "S3.ServiceUnavailableException",
+           "S3.SdkClientException"),
+    "cloudwatch": ("CloudWatch.ThrottlingException", "CloudWatch.InternalServiceFaultException",
+                   "CloudWatch.SdkClientException"),
+    "sns": ("SNS.ThrottledException", "SNS.InternalErrorException", "SNS.KMSThrottlingException",
+            "SNS.SdkClientException"),
+}  # fmt: skip
+SDK_RETRY = {"interval_seconds": 2, "backoff_rate": 2.0, "max_attempts": 6, "max_delay_seconds": 60}
+# CloudWatch Logs recommends this prefix for Step Functions logs: it keeps the account's log resource policy
+# under its size limit. https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html
+VENDED_LOGS_PREFIX = "/aws/vendedlogs/states/"
+# The published partition's snapshot: when the ETL run behind it listed the raw objects.
+PUBLISHED_SNAPSHOT = "$.current.Partition.Parameters.lake_snapshot_at"
 
 
 def _split(path: str, separator: str, index: int) -> str:
@@ -87,7 +111,12 @@ class LakePipeline(Construct):
         self._dq_job = dq_job
 
         definition = self._plan(self._select_dataset())
-        self.log_group = logs.LogGroup(self, "ExecutionLogs", encryption_key=key)
+        self.log_group = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            encryption_key=key,
+            log_group_name=f"{VENDED_LOGS_PREFIX}{self._stack.stack_name}-pipeline",
+        )
         # Any retention in days that CloudWatch accepts (validated in workflows/config.py).
         self.log_group.node.default_child.add_property_override("RetentionInDays", log_retention_days)
         self.state_machine = sfn.StateMachine(
@@ -116,19 +145,38 @@ class LakePipeline(Construct):
             "and uses the lake key for the encrypted topic; "
             "X-Ray and CloudWatch Logs delivery actions do not support resource-level permissions.",
         )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],  # PutMetricData has no resource type; the namespace condition scopes it
+                conditions={"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            )
+        )
+        status_change = {"source": ["aws.states"], "detail_type": ["Step Functions Execution Status Change"]}
         self.failure_rule = events.Rule(
             self,
             "ExecutionFailed",
-            description="Reports executions that failed, timed out or were aborted to the pipeline topic",
+            description="Reports failed executions to the pipeline topic, except outcomes the pipeline reported",
             event_pattern=events.EventPattern(
-                source=["aws.states"],
-                detail_type=["Step Functions Execution Status Change"],
+                **status_change,
                 detail={
-                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                    "status": ["FAILED"],
                     "stateMachineArn": [self.state_machine.state_machine_arn],
-                    # Outcomes the state machine reports itself, with the run's details, are not repeated.
-                    "error": [{"exists": False}, {"anything-but": list(SELF_REPORTED_ERRORS)}],
+                    "error": [{"anything-but": list(SELF_REPORTED_ERRORS)}],
                 },
+            ),
+            targets=[targets.SnsTopic(topic, message=_failure_message())],
+        )
+        # Timed-out and aborted executions carry `"error": null`, which neither `exists: false` nor
+        # `anything-but` is documented to match, so they get a rule without an error filter.
+        # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html
+        self.stopped_rule = events.Rule(
+            self,
+            "ExecutionStopped",
+            description="Reports timed-out and aborted executions to the pipeline topic",
+            event_pattern=events.EventPattern(
+                **status_change,
+                detail={"status": ["TIMED_OUT", "ABORTED"], "stateMachineArn": [self.state_machine.state_machine_arn]},
             ),
             targets=[targets.SnsTopic(topic, message=_failure_message())],
         )
@@ -148,9 +196,12 @@ class LakePipeline(Construct):
             self,
             "Read object events",
             items_path="$",
-            item_selector={"event.$": "States.StringToJson($$.Map.Item.Value.body)"},
             # A JSONPath filter that matches nothing is an error, so first learn whether any object is kept.
-            result_selector={"objects.$": "$", "any.$": "States.ArrayContains($[*].keep, true)"},
+            result_selector={
+                "objects.$": "$",
+                "any.$": "States.ArrayContains($[*].keep, true)",
+                "unpartitioned.$": "States.ArrayContains($[*].unpartitioned, true)",
+            },
             result_path="$",
             max_concurrency=40,
         )
@@ -183,34 +234,68 @@ class LakePipeline(Construct):
             .when(sfn.Condition.boolean_equals("$.any", True), reduce.next(one_dataset))
             .otherwise(nothing)
         )
+        unpartitioned = "$.objects[?(@.unpartitioned == true)]"
+        notify_unpartitioned = tasks.SnsPublish(
+            self,
+            "Notify: objects outside partition folders",
+            topic=self._topic,
+            subject="[lake] objects not processed: outside partition folders",
+            message=sfn.TaskInput.from_text(sfn.JsonPath.format(
+                "These objects are not in a partition folder and were not processed: {}.\n"
+                "Each object must be under <dataset>/<partition key>=<value>/ ({}). Move them there, e.g. "
+                "aws s3 mv s3://<raw bucket>/<key> s3://<raw bucket>/<dataset>/<partition key>=<value>/<name>; "
+                "the move starts a run for that partition.",
+                sfn.JsonPath.json_to_string(sfn.JsonPath.list_at(f"{unpartitioned}.key")),
+                sfn.JsonPath.array_get_item(sfn.JsonPath.list_at(f"{unpartitioned}.expected"), 0),
+            )),
+            result_path=sfn.JsonPath.DISCARD,
+        )  # fmt: skip
+        self._retry_sdk(notify_unpartitioned, "sns")
+        check_unpartitioned = (
+            sfn.Choice(self, "Objects outside partition folders?")
+            .when(sfn.Condition.boolean_equals("$.unpartitioned", True), notify_unpartitioned.next(any_objects))
+            .otherwise(any_objects)
+        )
         manual.next(select_dataset)
         start = sfn.Choice(self, "Manual or S3 events?").when(sfn.Condition.is_present("$.dataset"), manual)
-        return sfn.Chain.start(start.otherwise(parse.next(any_objects)))
+        return sfn.Chain.start(start.otherwise(parse.next(check_unpartitioned)))
 
     def _classify_object(self) -> sfn.IChainable:
-        key = "$.event.detail.object.key"
-        skip = sfn.Pass(self, "Ignore object", parameters={"keep": False})
+        """One object record -> {keep, unpartitioned, dataset, partition | key, expected}.
+
+        Only keys under `<dataset>/<partition key>=<value>/` are data objects. A key directly under the dataset
+        prefix (no partition folder) is reported and not processed: a later re-run of its partition could not
+        find it, so processing it once would publish rows that a re-run silently drops.
+        """
+        key = "$.key"
+        skip = sfn.Pass(self, "Ignore object", parameters={"keep": False, "unpartitioned": False})
         choice = sfn.Choice(self, "Data object?")
-        choice.when(sfn.Condition.number_equals("$.event.detail.object.size", 0), skip)
+        choice.when(sfn.Condition.number_equals("$.size", 0), skip)
         for pattern in IGNORED_KEY_PATTERNS:
             choice.when(sfn.Condition.string_matches(key, pattern), skip)
         for spec in self._datasets:
             hive = sfn.Pass(
                 self,
                 f"Partition from key ({spec.name})",
-                parameters={"keep": True, "dataset": spec.name, "partition.$": _split(key, "/", 1)},
-            )
-            by_time = sfn.Pass(
-                self,
-                f"Partition from event time ({spec.name})",
                 parameters={
                     "keep": True,
+                    "unpartitioned": False,
                     "dataset": spec.name,
-                    "partition.$": f"States.Format('{spec.partition_key}={{}}', {_split('$.event.time', 'T', 0)})",
+                    "partition.$": _split(key, "/", 1),
+                },
+            )
+            outside = sfn.Pass(
+                self,
+                f"Outside partition folders ({spec.name})",
+                parameters={
+                    "keep": False,
+                    "unpartitioned": True,
+                    "key.$": key,
+                    "expected": f"{spec.raw_prefix}{spec.partition_key}=<value>/",
                 },
             )
             choice.when(sfn.Condition.string_matches(key, f"{spec.raw_prefix}{spec.partition_key}=*/*"), hive)
-            choice.when(sfn.Condition.string_matches(key, f"{spec.raw_prefix}*"), by_time)
+            choice.when(sfn.Condition.string_matches(key, f"{spec.raw_prefix}*"), outside)
         return choice.otherwise(skip)
 
     # -- per dataset settings ------------------------------------------------------------------------------
@@ -236,6 +321,7 @@ class LakePipeline(Construct):
                         "curated_bucket": self._curated_bucket.bucket_name,
                     },
                     "polls": {"count": 0, "restart": False},
+                    "raw_crawl": {"note": "ok"},
                 },
             )
             choice.when(sfn.Condition.string_equals("$.datasets[0]", spec.name), settings.next(check))
@@ -339,14 +425,34 @@ class LakePipeline(Construct):
                 *self._crawl_report_fields("$.polls.count"),
             ),
         )
-        crawl_failed = self._notify_and_fail(
-            "Crawl failed",
-            "CrawlFailed",
-            sfn.JsonPath.format(
-                "Dataset {} - crawler {} ended its last crawl with status {}.\n"
-                "Re-run: lake rerun {} --partition {}",
-                *self._crawl_report_fields("$.crawl.crawler.LastCrawl.Status"),
-            ),
+        # The ETL lists S3 itself and never reads the raw table, which only serves exploration in Athena: a
+        # failed crawl (e.g. an object the crawler cannot read) must not hold back the partition's good objects.
+        # The crawler's error message goes into the run's notification instead.
+        crawl_error = "$.crawl.crawler.LastCrawl.ErrorMessage"
+        note_error = sfn.Pass(
+            self,
+            "Note crawl error",
+            parameters={"note": sfn.JsonPath.format(
+                "crawler {} ended its last crawl {}: {} (the raw table may lack these partitions; curated data is "
+                "not affected)", sfn.JsonPath.string_at("$.settings.crawler"),
+                sfn.JsonPath.string_at("$.crawl.crawler.LastCrawl.Status"), sfn.JsonPath.string_at(crawl_error))},
+            result_path="$.raw_crawl",
+        )  # fmt: skip
+        note_status = sfn.Pass(
+            self,
+            "Note crawl status",
+            parameters={"note": sfn.JsonPath.format(
+                "crawler {} did not succeed (crawler: {}); the raw table may lack these partitions",
+                sfn.JsonPath.string_at("$.settings.crawler"),
+                sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.crawl.crawler")))},
+            result_path="$.raw_crawl",
+        )  # fmt: skip
+        note_error.next(etl)
+        note_status.next(etl)
+        note = (
+            sfn.Choice(self, "Crawl error message?")
+            .when(sfn.Condition.is_present(crawl_error), note_error)
+            .otherwise(note_status)
         )
         check_crawl = (
             sfn.Choice(self, "Crawl succeeded?")
@@ -357,7 +463,7 @@ class LakePipeline(Construct):
                 ),
                 etl,
             )
-            .otherwise(crawl_failed)
+            .otherwise(note)
         )
         ready = (
             sfn.Choice(self, "Crawler READY?")
@@ -413,6 +519,9 @@ class LakePipeline(Construct):
     def _transform_and_check(self) -> sfn.IChainable:
         etl = self._glue_task("Run ETL job", self._etl_job, "$.etl")
         dq = self._glue_task("Run data quality job", self._dq_job, "$.dq_run")
+        # The DQ job writes a compact summary (counts, partition lists, a few failed rules and quarantined
+        # objects) beside its full result: every state's output is limited to 256 KiB, and the full result
+        # grows with partitions x rules. https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
         read = tasks.CallAwsService(
             self,
             "Read data quality result",
@@ -420,12 +529,13 @@ class LakePipeline(Construct):
             action="getObject",
             parameters={
                 "Bucket.$": "$.settings.staging_bucket",
-                "Key.$": "States.Format('runs/{}/{}/dq_result.json', $.dataset, $$.Execution.Name)",
+                "Key.$": f"States.Format('runs/{{}}/{{}}/{DQ_SUMMARY_FILE}', $.dataset, $$.Execution.Name)",
             },
             iam_resources=[self._staging_bucket.arn_for_objects("runs/*")],
             result_selector={"result.$": "States.StringToJson($.Body)"},
             result_path="$.dq",
         )
+        self._retry_sdk(read, "s3")
         dq_failed = self._notify_and_fail(
             "Data quality failed",
             "DataQualityFailed",
@@ -450,6 +560,12 @@ class LakePipeline(Construct):
         return etl.next(dq).next(read).next(any_passed)
 
     def _publish(self) -> sfn.IChainable:
+        """Switch each passed partition to this run's folder, unless a run with newer data published it.
+
+        Executions for the same partition may publish concurrently: `createPartition` then fails with
+        AlreadyExists for all but one, and they go back to comparing snapshots. The snapshot is when the ETL
+        listed the raw objects (`etl.ingested_at`), so the partition ends up at the run that saw the most data.
+        """
         table_arn = self._catalog_arn(f"table/{self._curated_database_name}/*")
         catalog_resources = [
             self._catalog_arn("catalog"),
@@ -475,6 +591,7 @@ class LakePipeline(Construct):
                 "database.$": "$.settings.database",
                 "table.$": "$.settings.table",
                 "sd.$": "$.table.sd",
+                "snapshot.$": "$.dq.result.etl.ingested_at",
                 "location.$": "States.Format('s3://{}/{}/{}/run_id={}/', $.settings.curated_bucket, $.dataset, "
                 "$$.Map.Item.Value, $$.Execution.Name)",
             },
@@ -483,6 +600,8 @@ class LakePipeline(Construct):
         )
         partition_input = {
             "Values.$": "States.Array($.value)",
+            "Parameters": {PUBLISHED_SNAPSHOT.removeprefix("$.current.Partition.Parameters.") + ".$": "$.snapshot",
+                           "lake_run_id.$": "$$.Execution.Name"},
             "StorageDescriptor": {
                 "Columns.$": "$.sd.Columns",
                 "Location.$": "$.location",
@@ -491,7 +610,7 @@ class LakePipeline(Construct):
                 "SerdeInfo.$": "$.sd.SerdeInfo",
                 "Compressed": True,
             },
-        }
+        }  # fmt: skip
         get_partition = self._glue(
             "Get partition",
             "getPartition",
@@ -501,7 +620,7 @@ class LakePipeline(Construct):
                 "PartitionValues.$": "States.Array($.value)",
             },
             iam_resources=catalog_resources,
-            result_path=sfn.JsonPath.DISCARD,
+            result_path="$.current",
         )
         create = self._glue(
             "Create partition",
@@ -522,8 +641,23 @@ class LakePipeline(Construct):
             iam_resources=catalog_resources,
             result_path=sfn.JsonPath.DISCARD,
         )
+        newer_published = sfn.Succeed(
+            self, "Newer data already published", comment="A run that listed the raw objects later published it"
+        )
+        newer = (
+            sfn.Choice(self, "Newer than published?")
+            .when(
+                sfn.Condition.or_(
+                    sfn.Condition.is_not_present(PUBLISHED_SNAPSHOT),
+                    sfn.Condition.string_less_than_equals_json_path(PUBLISHED_SNAPSHOT, "$.snapshot"),
+                ),
+                update,
+            )
+            .otherwise(newer_published)
+        )
         get_partition.add_catch(create, errors=["Glue.EntityNotFoundException"], result_path=sfn.JsonPath.DISCARD)
-        switch.item_processor(get_partition.next(update))
+        create.add_catch(get_partition, errors=["Glue.AlreadyExistsException"], result_path=sfn.JsonPath.DISCARD)
+        switch.item_processor(get_partition.next(newer))
         return get_table.next(switch).next(self._record_metrics("Record metrics (published)"))
 
     def _notify_success(self) -> sfn.IChainable:
@@ -539,15 +673,33 @@ class LakePipeline(Construct):
             ),
             result_path=sfn.JsonPath.DISCARD,
         )
+        self._retry_sdk(notify, "sns")
         return notify.next(sfn.Succeed(self, "Published"))
 
     # -- helpers -------------------------------------------------------------------------------------------
-    def _glue(self, id_: str, action: str, **kwargs: object) -> tasks.CallAwsService:
-        """An `aws-sdk:glue:<action>` task."""
-        return tasks.CallAwsService(self, id_, service="glue", action=action, **kwargs)  # type: ignore[arg-type]
+    def _retry_sdk(self, task: sfn.TaskStateBase, service: str) -> None:
+        """Bounded retries with full jitter for the service's throttling and server errors."""
+        task.add_retry(
+            errors=list(RETRYABLE_SDK_ERRORS[service]),
+            interval=Duration.seconds(SDK_RETRY["interval_seconds"]),
+            backoff_rate=SDK_RETRY["backoff_rate"],
+            max_attempts=SDK_RETRY["max_attempts"],
+            max_delay=Duration.seconds(SDK_RETRY["max_delay_seconds"]),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
 
-    def _record_metrics(self, id_: str) -> tasks.CallAwsService:
-        """Publish the run's row counts and per-partition outcomes to CloudWatch (alarms and dashboard)."""
+    def _glue(self, id_: str, action: str, **kwargs: object) -> tasks.CallAwsService:
+        """An `aws-sdk:glue:<action>` task, retried on throttling and server errors."""
+        task = tasks.CallAwsService(self, id_, service="glue", action=action, **kwargs)  # type: ignore[arg-type]
+        self._retry_sdk(task, "glue")
+        return task
+
+    def _record_metrics(self, id_: str) -> sfn.CustomState:
+        """Publish the run's row counts and per-partition outcomes to CloudWatch (alarms and dashboard).
+
+        A CustomState, because CallAwsService always grants `cloudwatch:PutMetricData` without a condition; the
+        role gets it with a `cloudwatch:namespace` condition in the constructor instead.
+        """
 
         def datum(name: str, value_path: str) -> dict:
             return {
@@ -561,19 +713,30 @@ class LakePipeline(Construct):
             datum("RowsRead", "$.dq.result.etl.input_rows"),
             datum("RowsWritten", "$.dq.result.etl.output_rows"),
             datum("RowsRejected", "$.dq.result.etl.rejected_rows"),
+            datum("ObjectsQuarantined", "$.dq.result.etl.quarantined_count"),
             datum("DataQualityPassed", "$.dq.result.passed_count"),
             datum("DataQualityFailed", "$.dq.result.failed_count"),
             datum("PartitionsPublished", "$.dq.result.passed_count"),
         ]
-        return tasks.CallAwsService(
+        return sfn.CustomState(
             self,
             id_,
-            service="cloudwatch",
-            action="putMetricData",
-            parameters={"Namespace": METRICS_NAMESPACE, "MetricData": metric_data},
-            iam_resources=["*"],
-            result_path=sfn.JsonPath.DISCARD,
-        )
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{self._stack.partition}:states:::aws-sdk:cloudwatch:putMetricData",
+                "Parameters": {"Namespace": METRICS_NAMESPACE, "MetricData": metric_data},
+                # jsii drops a None (JSON null) here, so the empty PutMetricData response gets its own field.
+                "ResultPath": "$.metrics_recorded",
+                "Retry": [{
+                    "ErrorEquals": list(RETRYABLE_SDK_ERRORS["cloudwatch"]),
+                    "IntervalSeconds": SDK_RETRY["interval_seconds"],
+                    "BackoffRate": SDK_RETRY["backoff_rate"],
+                    "MaxAttempts": SDK_RETRY["max_attempts"],
+                    "MaxDelaySeconds": SDK_RETRY["max_delay_seconds"],
+                    "JitterStrategy": "FULL",
+                }],
+            },
+        )  # fmt: skip
 
     def _notify_and_fail(self, id_: str, error: str, message: str) -> sfn.IChainable:
         notify = tasks.SnsPublish(
@@ -584,6 +747,7 @@ class LakePipeline(Construct):
             message=sfn.TaskInput.from_text(message),
             result_path=sfn.JsonPath.DISCARD,
         )
+        self._retry_sdk(notify, "sns")
         return notify.next(sfn.Fail(self, id_, error=error, cause=f"{id_}; see the notification for details"))
 
     def _crawl_report_fields(self, detail_path: str) -> list[str]:
@@ -603,13 +767,18 @@ def _report(headline: str, headline_values: list[str], rerun_partitions: str) ->
     """The run report sent to the pipeline topic, as a States.Format expression.
 
     `headline` has a `{}` for the dataset and one per `headline_values`; the re-run command names the first
-    partition of the list at `rerun_partitions`.
+    partition of the list at `rerun_partitions`. Failed rules and quarantined objects are the first few of
+    each (the DQ summary caps them); the full lists are in the run's documents in the staging bucket.
     """
     at = sfn.JsonPath.string_at
+    as_json = sfn.JsonPath.json_to_string
     return sfn.JsonPath.format(
         headline + "\n\n"
         "Rows: {} read, {} written, {} rejected, {} duplicates removed.\n"
-        "Data quality: {} ({} rules passed, {} failed over {} partitions).\n"
+        "Data quality: {} ({} rules passed, {} failed over {} partitions). Failed rules: {}\n"
+        "Quarantined objects (unreadable, not processed): {} {}\n"
+        "Raw table crawl: {}\n"
+        "Details: {}\n"
         "Execution: {} (started {}).\n"
         "Re-run: lake rerun {} --partition {}",
         at("$.dataset"),
@@ -622,6 +791,11 @@ def _report(headline: str, headline_values: list[str], rerun_partitions: str) ->
         at("$.dq.result.rules_passed"),
         at("$.dq.result.rules_failed"),
         sfn.JsonPath.array_length(sfn.JsonPath.list_at("$.partitions")),
+        as_json(sfn.JsonPath.list_at("$.dq.result.failed_rules")),
+        at("$.dq.result.etl.quarantined_count"),
+        as_json(sfn.JsonPath.list_at("$.dq.result.etl.quarantined")),
+        at("$.raw_crawl.note"),
+        at("$.dq.result.details"),
         at("$$.Execution.Name"),
         at("$$.Execution.StartTime"),
         at("$.dataset"),

@@ -22,6 +22,16 @@ from constructs import Construct
 from etl.spec import DatasetSpec
 
 MAX_RECEIVE_COUNT = 5
+# What the state machine needs of each SQS record, nothing more: an SQS record as delivered by the Pipe is
+# ~1.6 KB (long receipt handle, attributes, the whole S3 event as an escaped string), this is ~150 bytes plus
+# the key. Pipes parse a JSON SQS body implicitly (`$.body.<field>`) and apply the template to each record of
+# a batch; the state machine receives the JSON array of the results.
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-input-transformation.html
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-batching-concurrency.html
+PIPE_INPUT_TEMPLATE = (
+    '{"bucket": "<$.body.detail.bucket.name>", "key": "<$.body.detail.object.key>", '
+    '"size": <$.body.detail.object.size>, "time": "<$.body.time>"}'
+)
 
 
 class DatasetTrigger(Construct):
@@ -102,6 +112,7 @@ class DatasetTrigger(Construct):
             ),
             target=state_machine.state_machine_arn,
             target_parameters=pipes.CfnPipe.PipeTargetParametersProperty(
+                input_template=PIPE_INPUT_TEMPLATE,
                 step_function_state_machine_parameters=pipes.CfnPipe.PipeTargetStateMachineParametersProperty(
                     invocation_type="FIRE_AND_FORGET"
                 )

@@ -133,10 +133,10 @@ class LocalPipeline:
         assert self.trigger is not None, "start() first"
         return self.trigger.publish(event)
 
-    def _start_from_pipe(self, state_machine_arn: str, records: list[dict]) -> str:
-        return self.cloud.client("stepfunctions").start_execution(
-            stateMachineArn=state_machine_arn, input=json.dumps(records)
-        )["executionArn"]
+    def _start_from_pipe(self, state_machine_arn: str, payload: str) -> str:
+        return self.cloud.client("stepfunctions").start_execution(stateMachineArn=state_machine_arn, input=payload)[
+            "executionArn"
+        ]
 
     def start_manual(self, dataset: str, partitions: list[str], name: str | None = None) -> str:
         return self.cloud.start_execution({"dataset": dataset, "partitions": partitions}, "PipelineStateMachine", name)

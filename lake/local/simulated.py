@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from etl.storage import LocalStorage
-from quality.job import result_uri
+from quality.job import compact_summary, result_uri, summary_uri
 
 RULES_PER_PARTITION = 12  # datasets/orders/rules.dqdl
 
 
 def dq_result_writer(
-    failing: tuple[str, ...] | str = (), rules_failed_per_partition: int = 2
+    failing: tuple[str, ...] | str = (),
+    rules_failed_per_partition: int = 2,
+    quarantined: tuple[dict, ...] = (),
+    ingested_at: str | None = None,
 ) -> Callable[[dict[str, str], Path], None]:
-    """A `SimulatedJob.writes` callback writing `dq_result.json` in the DQ job's format.
+    """A `SimulatedJob.writes` callback writing `dq_result.json` and `dq_summary.json` in the DQ job's format.
 
-    `failing`: the partitions whose rules fail ("all" for every partition of the run).
+    `failing`: the partitions whose rules fail ("all" for every partition of the run); `quarantined`: the
+    ETL's quarantined objects ({"object", "partition", "reason"}); `ingested_at`: the ETL's listing time
+    (default: now).
     """
 
     def write(args: dict[str, str], root: Path) -> None:
@@ -37,9 +43,19 @@ def dq_result_writer(
             "rules_passed": RULES_PER_PARTITION * len(partitions) - rules_failed_per_partition * len(failed),
             "rules_failed": rules_failed_per_partition * len(failed),
             "row_count": len(partitions),
-            "rules": [],
-            "etl": {"input_rows": 3, "output_rows": 1, "rejected_rows": 1, "duplicates_removed": 1},
-        }
-        LocalStorage(root).write_text(result_uri(args["--staging_uri"], dataset, run_id), json.dumps(document))
+            "rules": [
+                {"partition": p, "rule": f'ColumnValues "currency" in ["EUR"] #{n}', "outcome": "Failed",
+                 "reason": "1 of 1 values not in the set"}
+                for p in failed for n in range(rules_failed_per_partition)
+            ],
+            "etl": {"input_rows": 3, "output_rows": 1, "rejected_rows": 1, "duplicates_removed": 1,
+                    "ingested_at": ingested_at or datetime.now(UTC).isoformat(timespec="microseconds"),
+                    "quarantined_objects": list(quarantined)},
+        }  # fmt: skip
+        storage = LocalStorage(root)
+        details = result_uri(args["--staging_uri"], dataset, run_id)
+        storage.write_text(details, json.dumps(document))
+        storage.write_text(summary_uri(args["--staging_uri"], dataset, run_id),
+                           json.dumps(compact_summary(document, details)))
 
     return write

@@ -8,6 +8,8 @@ size, state machine) come from the synthesized template, so the offline trigger 
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -23,6 +25,12 @@ from moto.events.models import EventPattern
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+# "Step Functions state machine (262,144 characters)": the whole batch a Pipe sends to Step Functions.
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-batching-concurrency.html
+PIPE_TO_STEP_FUNCTIONS_MAX_CHARS = 262_144
+# SQS receipt handles are opaque base64 strings of several hundred characters (the ReceiveMessage examples in
+# the SQS API reference are ~380); moto's are 32 characters, which understated every record's size.
+RECEIPT_HANDLE_CHARS = 384
 
 
 def object_created_event(bucket: str, key: str, size: int, when: datetime | None = None) -> dict:
@@ -54,20 +62,69 @@ def object_created_event(bucket: str, key: str, size: int, when: datetime | None
     }
 
 
+def _receipt_handle() -> str:
+    raw = b"".join(uuid.uuid4().bytes for _ in range(RECEIPT_HANDLE_CHARS // 16 + 1))
+    return "AQEB" + base64.b64encode(raw).decode()[: RECEIPT_HANDLE_CHARS - 4]
+
+
 def sqs_record(event: dict, queue_arn: str) -> dict:
-    """How a Pipe hands one SQS message to its target."""
+    """How a Pipe hands one SQS message to its target, at its real size."""
     body = json.dumps(event)
+    now = str(int(time.time() * 1000))
     return {
         "messageId": str(uuid.uuid4()),
-        "receiptHandle": uuid.uuid4().hex,
+        "receiptHandle": _receipt_handle(),
         "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000))},
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": now,
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": now,
+        },
         "messageAttributes": {},
         "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": REGION,
     }
+
+
+_PIPE_PLACEHOLDER = re.compile(r'"<(\$[^>]*)>"|<(\$[^>]*)>')
+
+
+def render_pipe_template(template: str, record: dict) -> Any:
+    """A Pipe target InputTemplate applied to one SQS record, as Pipes do: a JSON body is parsed implicitly
+    (`$.body.<field>`); a quoted `"<$.path>"` becomes the value as a JSON string, an unquoted one the JSON value.
+    Only the placeholder forms this project uses (whole values) are supported: anything else raises."""
+    document = dict(record)
+    with contextlib.suppress(TypeError, ValueError):
+        document["body"] = json.loads(record["body"])
+
+    def substitute(match: re.Match) -> str:
+        quoted, bare = match[1], match[2]
+        value = _lookup(document, quoted or bare)
+        if quoted is not None:
+            return json.dumps("" if value is None else value if isinstance(value, str) else json.dumps(value))
+        return json.dumps(value)
+
+    return json.loads(_PIPE_PLACEHOLDER.sub(substitute, template))
+
+
+def pipe_payload(records: list[dict], template: str | None) -> str:
+    """What a Pipe sends to a Step Functions target for one batch: the JSON array of (transformed) records.
+    Raises PipePayloadTooLarge beyond the documented 262,144 characters."""
+    items = [render_pipe_template(template, r) for r in records] if template else records
+    payload = json.dumps(items)
+    if len(payload) > PIPE_TO_STEP_FUNCTIONS_MAX_CHARS:
+        raise PipePayloadTooLarge(
+            f"batch of {len(records)} records is {len(payload)} characters; a Pipe sends at most "
+            f"{PIPE_TO_STEP_FUNCTIONS_MAX_CHARS} to Step Functions"
+        )
+    return payload
+
+
+class PipePayloadTooLarge(ValueError):
+    """The Pipe cannot invoke its target with this batch: it is retried, then dead-lettered."""
 
 
 def matches_pattern(pattern: dict, event: dict) -> bool:
@@ -85,8 +142,10 @@ class TriggerRoute:
     state_machine_arn: str
     batch_window_seconds: float
     batch_size: int
+    input_template: str | None = None
     pending: list[dict] = field(default_factory=list)
     first_arrival: float | None = None
+    dead_letters: list[tuple[dict, str]] = field(default_factory=list)
 
     def matches(self, event: dict) -> bool:
         return matches_pattern(self.pattern, event)
@@ -116,6 +175,7 @@ def routes_from_template(resources: dict[str, Any]) -> list[TriggerRoute]:
                 state_machine_arn=pipe["Target"],
                 batch_window_seconds=float(sqs_parameters.get("MaximumBatchingWindowInSeconds", 0)),
                 batch_size=int(sqs_parameters.get("BatchSize", 10)),
+                input_template=pipe.get("TargetParameters", {}).get("InputTemplate"),
             )
         )
     return routes
@@ -124,8 +184,10 @@ def routes_from_template(resources: dict[str, Any]) -> list[TriggerRoute]:
 class LocalTrigger:
     """Queues matching events per route and starts one execution per batch (window elapsed or batch full).
 
-    `start_execution(state_machine_arn, records) -> execution_arn`. Thread-safe; `flush()` is called by a
-    background ticker (`lake up`) or directly (tests, `lake demo`).
+    `start_execution(state_machine_arn, payload) -> execution_arn`, where `payload` is the JSON text the Pipe
+    sends (see `pipe_payload`). A batch the Pipe cannot send (too large) goes to the route's dead letters with
+    the reason, as SQS moves it to the DLQ after `maxReceiveCount` failed attempts. Thread-safe; `flush()` is
+    called by a background ticker (`lake up`) or directly (tests, `lake demo`).
     """
 
     def __init__(
@@ -166,7 +228,12 @@ class LocalTrigger:
                         route.pending[route.batch_size :],
                     )
                     route.first_arrival = self._clock() if route.pending else None
-                    started.append(self._start(route.state_machine_arn, batch))
+                    try:
+                        payload = pipe_payload(batch, route.input_template)
+                    except PipePayloadTooLarge as error:
+                        route.dead_letters.extend((record, str(error)) for record in batch)
+                        continue
+                    started.append(self._start(route.state_machine_arn, payload))
         self.started.extend(started)
         return started
 

@@ -16,6 +16,15 @@ HAPPY_TAIL = [
 ]  # fmt: skip
 
 
+def _records(bucket, *keys, size=10):
+    """The execution input the Pipe sends: its input template applied to each SQS record of the batch."""
+    from lake.local.trigger import object_created_event, pipe_payload, sqs_record
+    from workflows.trigger import PIPE_INPUT_TEMPLATE
+
+    events = [sqs_record(object_created_event(bucket, key, size), "arn:q") for key in keys]
+    return pipe_payload(events, PIPE_INPUT_TEMPLATE)
+
+
 def _job_runs(pipeline, job_name):
     return pipeline.cloud.client("glue").get_job_runs(JobName=job_name)["JobRuns"]
 
@@ -31,11 +40,12 @@ def test_execution__happy_path_publishes_and_notifies(make_pipeline, job_names):
 
     assert result.status == "SUCCEEDED", result.failed_states()
     visited = result.visited
-    assert visited[:7] == ["Manual or S3 events?", "Read object events", "Data object?", "Partition from key (orders)",
-                           "Any data objects?", "Deduplicate partitions", "One dataset?"]  # fmt: skip
-    assert visited[7:13] == ["Known dataset?", "Settings (orders)", "Check raw partitions", "Get raw partition",
+    assert visited[:8] == ["Manual or S3 events?", "Read object events", "Data object?", "Partition from key (orders)",
+                           "Objects outside partition folders?", "Any data objects?", "Deduplicate partitions",
+                           "One dataset?"]  # fmt: skip
+    assert visited[8:14] == ["Known dataset?", "Settings (orders)", "Check raw partitions", "Get raw partition",
                              "Raw partition is new", "New partitions?"]  # fmt: skip
-    assert visited[13] == "Start crawler"
+    assert visited[14] == "Start crawler"
     assert visited[-len(HAPPY_TAIL) :] == HAPPY_TAIL, visited
     execution_name = result.arn.rsplit(":", 1)[-1]
     partition = pipeline.cloud.client("glue").get_partition(
@@ -45,7 +55,10 @@ def test_execution__happy_path_publishes_and_notifies(make_pipeline, job_names):
     (message,) = _messages(pipeline)
     assert f'Dataset orders - partitions ["{PARTITION}"] passed data quality and are published.' in message
     assert "Rows: 3 read, 1 written, 1 rejected, 1 duplicates removed." in message
-    assert "Data quality: Passed (12 rules passed, 0 failed over 1 partitions)." in message
+    assert "Data quality: Passed (12 rules passed, 0 failed over 1 partitions). Failed rules: []" in message
+    assert "Quarantined objects (unreadable, not processed): 0 []" in message
+    assert "Raw table crawl: ok" in message
+    assert f"Details: s3://{pipeline.bucket('StorageStaging')}/runs/orders/{execution_name}/dq_result.json" in message
     assert f"Re-run: lake rerun orders --partition {PARTITION}" in message
     (etl_run,) = _job_runs(pipeline, job_names["etl"])
     assert json.loads(etl_run["Arguments"]["--partitions"]) == [PARTITION]
@@ -61,6 +74,7 @@ def test_execution__second_publish_switches_the_partition(make_pipeline):
     (second,) = [pipeline.wait(pipeline.start_manual("orders", [PARTITION], name="rerun-1"), timeout=120)]
     assert (first.status, second.status) == ("SUCCEEDED", "SUCCEEDED")
     assert "Switch partition" in second.visited and "Create partition" not in second.visited
+    assert "Newer than published?" in second.visited
     location = pipeline.cloud.client("glue").get_partition(
         DatabaseName="lake_local_curated", TableName="orders", PartitionValues=["2026-11-24"]
     )["Partition"]["StorageDescriptor"]["Location"]
@@ -103,30 +117,42 @@ def test_trigger__objects_outside_dataset_prefixes_start_nothing(make_pipeline, 
 
 
 def test_execution__ignored_keys_in_a_batch_end_without_work(make_pipeline, job_names):
-    from lake.local.trigger import object_created_event, sqs_record
-
     pipeline = make_pipeline()
-    bucket = pipeline.bucket("StorageRaw")
-    records = [sqs_record(object_created_event(bucket, key, 10), "arn:q") for key in (
-        "orders/ingest_date=2026-11-24/_temporary/0/part-0.csv", "orders/ingest_date=2026-11-24/x.csv.tmp",
-        "orders/ingest_date=2026-11-24/.hidden", "customers/a.csv")]  # fmt: skip
+    payload = _records(pipeline.bucket("StorageRaw"), "orders/ingest_date=2026-11-24/_temporary/0/part-0.csv",
+                       "orders/ingest_date=2026-11-24/x.csv.tmp", "orders/ingest_date=2026-11-24/.hidden",
+                       "customers/a.csv")  # fmt: skip
     arn = pipeline.cloud.client("stepfunctions").start_execution(
-        stateMachineArn=pipeline.state_machine_arn, input=json.dumps(records))["executionArn"]  # fmt: skip
+        stateMachineArn=pipeline.state_machine_arn, input=payload)["executionArn"]  # fmt: skip
     result = pipeline.wait(arn, timeout=60)
     assert result.status == "SUCCEEDED"
     assert result.visited[-1] == "Nothing to process"
     assert _job_runs(pipeline, job_names["etl"]) == []
+    assert _messages(pipeline) == []
 
 
-def test_execution__object_without_partition_folder_uses_event_day(make_pipeline, job_names):
+def test_execution__objects_outside_partition_folders_are_reported_not_processed(make_pipeline, job_names):
+    """Regression: `orders/loose.csv` was given the event day's partition, but the ETL lists only partition
+    folders, so the run failed with FileNotFoundError on AWS (the simulated ETL here never noticed)."""
+    pipeline = make_pipeline()
+    pipeline.put_raw("orders", None, "loose.csv", CSV)
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
+    (result,) = pipeline.drain(timeout=120)
+    assert result.status == "SUCCEEDED"
+    assert "Outside partition folders (orders)" in result.visited
+    (etl_run,) = _job_runs(pipeline, job_names["etl"])
+    assert json.loads(etl_run["Arguments"]["--partitions"]) == [PARTITION]
+    notice = next(m for m in pipeline.outbox() if "outside partition folders" in m["subject"])
+    assert '["orders/loose.csv"]' in notice["message"]
+    assert "orders/ingest_date=<value>/" in notice["message"]
+
+
+def test_execution__only_unpartitioned_objects_notify_and_end(make_pipeline, job_names):
     pipeline = make_pipeline()
     pipeline.put_raw("orders", None, "loose.csv", CSV)
     (result,) = pipeline.drain(timeout=120)
-    assert result.status == "SUCCEEDED"
-    assert "Partition from event time (orders)" in result.visited
-    (etl_run,) = _job_runs(pipeline, job_names["etl"])
-    (partition,) = json.loads(etl_run["Arguments"]["--partitions"])
-    assert partition.startswith("ingest_date=20") and len(partition) == len("ingest_date=2026-11-24")
+    assert (result.status, result.visited[-1]) == ("SUCCEEDED", "Nothing to process")
+    assert _job_runs(pipeline, job_names["etl"]) == []
+    assert ["orders/loose.csv" in m for m in _messages(pipeline)] == [True]
 
 
 def test_execution__crawler_already_running_waits_then_crawls_again(make_pipeline):
@@ -144,16 +170,26 @@ def test_execution__crawler_already_running_waits_then_crawls_again(make_pipelin
     assert visited.index("Restart crawler") < len(visited) - 1 - visited[::-1].index("Start crawler")
 
 
-def test_execution__crawl_failed_notifies_and_fails(make_pipeline):
+def test_execution__failed_crawl_does_not_block_the_etl_and_is_reported(make_pipeline, job_names, monkeypatch):
+    """The ETL lists S3 itself; a crawl that fails (here: forced) must not hold back the partition."""
+    from lake.local.crawler import CrawlerRuntime, CrawlError
+
+    def fail(self, crawler):
+        raise CrawlError("cannot read s3://raw/orders/ingest_date=2026-11-24/broken.parquet: not a Parquet file")
+
+    monkeypatch.setattr(CrawlerRuntime, "crawl_once", fail)
     pipeline = make_pipeline()
     pipeline.put_raw("orders", PARTITION, "broken.parquet", b"this is not parquet")
     (result,) = pipeline.drain(timeout=120)
-    assert result.status == "FAILED"
-    assert result.error == "CrawlFailed"
-    assert result.visited[-2:] == ["Notify: Crawl failed", "Crawl failed"]
-    messages = _messages(pipeline)
-    assert any("ended its last crawl with status FAILED" in m and f"--partition {PARTITION}" in m for m in messages)
-    assert not any("ended with status FAILED" in m for m in messages)  # reported once, by the state machine
+    assert result.status == "SUCCEEDED", result.failed_states()
+    assert "Note crawl error" in result.visited
+    assert len(_job_runs(pipeline, job_names["etl"])) == 1
+    crawler = pipeline.cloud.physical_name("CatalogCrawlerorders", "AWS::Glue::Crawler")
+    last_crawl = pipeline.cloud.client("glue").get_crawler(Name=crawler)["Crawler"]["LastCrawl"]
+    (message,) = _messages(pipeline)
+    assert f"Raw table crawl: crawler {crawler} ended its last crawl {last_crawl['Status']}: " \
+           f"{last_crawl['ErrorMessage']}" in message  # fmt: skip
+    assert "broken.parquet" in last_crawl["ErrorMessage"]
 
 
 def test_execution__poll_bound_reached(make_pipeline):
