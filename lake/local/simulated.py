@@ -43,10 +43,14 @@ def dq_result_writer(
             "rules_passed": RULES_PER_PARTITION * len(partitions) - rules_failed_per_partition * len(failed),
             "rules_failed": rules_failed_per_partition * len(failed),
             "row_count": len(partitions),
+            # One entry per rule and partition, as the real job writes them (~0.3 KB each).
             "rules": [
-                {"partition": p, "rule": f'ColumnValues "currency" in ["EUR"] #{n}', "outcome": "Failed",
-                 "reason": "1 of 1 values not in the set"}
-                for p in failed for n in range(rules_failed_per_partition)
+                {"partition": p, "rule": f'ColumnValues "currency" in ["EUR", "USD", "GBP"] with threshold > 0.9 #{n}',
+                 "outcome": "Failed" if p in failed and n < rules_failed_per_partition else "Passed",
+                 "metrics": {"Column.currency.Compliance": 0.75, "Column.currency.Rows": 400},
+                 "reason": "100 of 400 non-null values of \"currency\" are not in the set"
+                 if p in failed and n < rules_failed_per_partition else None}
+                for p in partitions for n in range(RULES_PER_PARTITION)
             ],
             "etl": {"input_rows": 3, "output_rows": 1, "rejected_rows": 1, "duplicates_removed": 1,
                     "ingested_at": ingested_at or datetime.now(UTC).isoformat(timespec="microseconds"),
@@ -54,7 +58,7 @@ def dq_result_writer(
         }  # fmt: skip
         storage = LocalStorage(root)
         details = result_uri(args["--staging_uri"], dataset, run_id)
-        storage.write_text(details, json.dumps(document))
+        storage.write_text(details, json.dumps(document, indent=2))
         storage.write_text(summary_uri(args["--staging_uri"], dataset, run_id),
                            json.dumps(compact_summary(document, details)))
 

@@ -101,8 +101,8 @@ def test_trigger__rule_to_queue_to_pipe(template):
 
 
 def _rules(template_json, source):
-    return [r["Properties"] for r in template_json["Resources"].values()
-            if r["Type"] == "AWS::Events::Rule" and r["Properties"]["EventPattern"].get("source") == [source]]  # fmt: skip
+    rules = [r["Properties"] for r in template_json["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    return [r for r in rules if r["EventPattern"].get("source") == [source]]
 
 
 def test_failure_rules__failed_filtered_by_error_timed_out_and_aborted_without_error_filter(template_json):
@@ -167,8 +167,8 @@ def test_state_machine_role__put_metric_data_only_in_the_lake_namespace(template
     (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html)."""
     (machine,) = [r for r in template_json["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
     role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
-    statements = [st for r in template_json["Resources"].values() if r["Type"] == "AWS::IAM::Policy"
-                  and {"Ref": role} in r["Properties"]["Roles"] for st in r["Properties"]["PolicyDocument"]["Statement"]]
+    policies = [r["Properties"] for r in template_json["Resources"].values() if r["Type"] == "AWS::IAM::Policy"]
+    statements = [st for p in policies if {"Ref": role} in p["Roles"] for st in p["PolicyDocument"]["Statement"]]
     metric = [st for st in statements if "cloudwatch:PutMetricData" in
               (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])]  # fmt: skip
     assert metric and all(st.get("Condition") == {"StringEquals": {"cloudwatch:namespace": "DataLake"}}

@@ -172,7 +172,7 @@ def test_execution__crawler_already_running_waits_then_crawls_again(make_pipelin
 
 def test_execution__failed_crawl_does_not_block_the_etl_and_is_reported(make_pipeline, job_names, monkeypatch):
     """The ETL lists S3 itself; a crawl that fails (here: forced) must not hold back the partition."""
-    from lake.local.crawler import CrawlerRuntime, CrawlError
+    from lake.local.crawler import CrawlError, CrawlerRuntime
 
     def fail(self, crawler):
         raise CrawlError("cannot read s3://raw/orders/ingest_date=2026-11-24/broken.parquet: not a Parquet file")
@@ -265,3 +265,123 @@ def test_execution__manual_unknown_dataset_fails_clearly(make_pipeline):
     result = pipeline.wait(pipeline.start_manual("customers", [PARTITION]), timeout=60)
     assert (result.status, result.error) == ("FAILED", "UnknownDataset")
     assert "configured: orders" in result.cause
+
+
+def _curated_partition(pipeline, value="2026-11-24"):
+    return pipeline.cloud.client("glue").get_partition(
+        DatabaseName="lake_local_curated", TableName="orders", PartitionValues=[value]
+    )["Partition"]
+
+
+def test_execution__concurrent_publishes_of_one_new_partition_both_succeed(make_pipeline, monkeypatch):
+    """Both executions look the partition up before either creates it (forced with a barrier), so one
+    CreatePartition fails with AlreadyExists; before the fix that failed the execution."""
+    import threading
+
+    from moto.glue.models import GlueBackend
+
+    original = GlueBackend.get_partition
+    barrier = threading.Barrier(2, timeout=60)
+    calls = {"curated": 0}
+
+    def get_partition(self, database_name, table_name, values):
+        if database_name == "lake_local_curated":
+            calls["curated"] += 1
+            if calls["curated"] <= 2:
+                barrier.wait()
+        return original(self, database_name, table_name, values)
+
+    monkeypatch.setattr(GlueBackend, "get_partition", get_partition)
+    pipeline = make_pipeline()
+    arns = [pipeline.start_manual("orders", [PARTITION], name=f"concurrent-{i}") for i in range(2)]
+    results = [pipeline.wait(arn, timeout=120) for arn in arns]
+    assert [r.status for r in results] == ["SUCCEEDED", "SUCCEEDED"], [r.failed_states() for r in results]
+    conflicts = [s for r in results for s in r.states if s.error == "Glue.AlreadyExistsException"]
+    assert [s.name for s in conflicts] == ["Create partition"]
+    staging = pipeline.storage
+    bucket = pipeline.bucket("StorageStaging")
+    snapshots = {r.name: json.loads(staging.read_text(f"s3://{bucket}/runs/orders/{r.name}/dq_summary.json"))
+                 ["etl"]["ingested_at"] for r in results}  # fmt: skip
+    newest = max(snapshots, key=snapshots.get)
+    partition = _curated_partition(pipeline)
+    assert partition["StorageDescriptor"]["Location"].endswith(f"/run_id={newest}/")
+    assert partition["Parameters"]["lake_snapshot_at"] == snapshots[newest]
+
+
+def test_execution__older_snapshot_never_replaces_a_newer_published_one(make_pipeline):
+    """A run whose ETL listed the raw objects earlier (it was held up, e.g. behind the crawler) must not switch
+    the partition back to its older data after a later run published."""
+    snapshots = iter(["2026-11-24T12:00:00+00:00", "2026-11-24T11:00:00+00:00"])
+
+    def write(args, root):
+        dq_result_writer(ingested_at=next(snapshots))(args, root)
+
+    pipeline = make_pipeline(dq=SimulatedJob(duration_s=0.1, writes=write))
+    newer = pipeline.wait(pipeline.start_manual("orders", [PARTITION], name="newer"), timeout=120)
+    older = pipeline.wait(pipeline.start_manual("orders", [PARTITION], name="older"), timeout=120)
+    assert (newer.status, older.status) == ("SUCCEEDED", "SUCCEEDED")
+    assert "Newer data already published" in older.visited and "Switch partition" not in older.visited
+    assert _curated_partition(pipeline)["StorageDescriptor"]["Location"].endswith("/run_id=newer/")
+
+
+def test_execution__throttled_catalog_call_is_retried(make_pipeline, monkeypatch):
+    from moto.core.exceptions import JsonRESTError
+    from moto.glue.models import GlueBackend
+
+    original = GlueBackend.get_table
+    throttled = {"left": 1}
+
+    def get_table(self, database_name, table_name):
+        if database_name == "lake_local_curated" and throttled["left"]:
+            throttled["left"] -= 1
+            raise JsonRESTError("ThrottlingException", "Rate exceeded")
+        return original(self, database_name, table_name)
+
+    monkeypatch.setattr(GlueBackend, "get_table", get_table)
+    pipeline = make_pipeline()
+    result = pipeline.wait(pipeline.start_manual("orders", [PARTITION]), timeout=120)
+    assert result.status == "SUCCEEDED", result.failed_states()
+    assert throttled["left"] == 0
+    assert [s.error for s in result.states if s.name == "Get curated table"] in (
+        [None], ["Glue.ThrottlingException"], ["Glue.ThrottlingException", None])
+
+
+def test_execution__dq_result_of_many_partitions_stays_under_the_payload_limit(make_pipeline):
+    """The full DQ result grows with partitions x rules (~0.4 KB per rule result); the state machine reads the
+    compact summary, so 100 partitions with every rule reported stay far below 256 KiB per state."""
+    partitions = [f"ingest_date=2026-08-{day:02d}" for day in range(1, 32)] + \
+                 [f"ingest_date=2026-09-{day:02d}" for day in range(1, 31)] + \
+                 [f"ingest_date=2026-10-{day:02d}" for day in range(1, 32)] + \
+                 [f"ingest_date=2026-11-{day:02d}" for day in range(1, 9)]  # fmt: skip
+    failing = tuple(partitions[:40])
+    pipeline = make_pipeline(dq=SimulatedJob(duration_s=0.1, writes=dq_result_writer(
+        failing, rules_failed_per_partition=12, quarantined=tuple(
+            {"object": f"s3://raw/orders/{p}/bad.csv.gz", "partition": p, "reason": "corrupt gzip"}
+            for p in failing))))  # fmt: skip
+    result = pipeline.wait(pipeline.start_manual("orders", partitions, name="many"), timeout=300)
+    assert (result.status, result.error) == ("FAILED", "DataQualityFailed"), result.failed_states()
+    bucket = pipeline.bucket("StorageStaging")
+    full = pipeline.storage.read_text(f"s3://{bucket}/runs/orders/many/dq_result.json")
+    summary = pipeline.storage.read_text(f"s3://{bucket}/runs/orders/many/dq_summary.json")
+    assert len(full) > 256 * 1024 > 20 * len(summary)
+    (message,) = [m for m in _messages(pipeline) if "failed data quality" in m]
+    assert "Quarantined objects (unreadable, not processed): 40 [" in message
+    assert len(_curated_partitions(pipeline)) == 60
+
+
+def _curated_partitions(pipeline):
+    return pipeline.cloud.client("glue").get_partitions(DatabaseName="lake_local_curated", TableName="orders")[
+        "Partitions"]
+
+
+def test_execution__aborted_execution_is_reported(make_pipeline):
+    pipeline = make_pipeline(crawl_min_duration_s=30)
+    arn = pipeline.start_manual("orders", [PARTITION], name="to-abort")
+    import time
+
+    time.sleep(2)
+    pipeline.cloud.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped")
+    result = pipeline.wait(arn, timeout=60)
+    assert result.status == "ABORTED"
+    (message,) = _messages(pipeline)
+    assert "Pipeline execution to-abort ended with status ABORTED." in message
