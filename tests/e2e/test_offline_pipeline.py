@@ -116,3 +116,19 @@ def test_data_quality_failure__quarantined_alerted_then_rerun_replaces(pipeline)
         assert result.status == "SUCCEEDED", (attempt, result.failed_state)
     rows = _curated(pipeline, "ingest_date = '2026-10-05'")
     assert [r[0] for r in rows] == [f"good-{n}" for n in range(10)]  # replaced, not duplicated
+
+
+def test_object_outside_partition_folders__reported_and_the_rest_published(pipeline):
+    """Regression (issue 10, defect 2): `orders/loose.csv` was given the event day's partition, and the real
+    ETL, which lists only partition folders, failed the run with FileNotFoundError."""
+    day = "ingest_date=2026-10-09"
+    pipeline.put_raw("orders", None, "loose.csv", _good_day_rows("loose"))
+    pipeline.put_raw("orders", day, "a.csv", _good_day_rows("kept"))
+    (result,) = pipeline.drain(timeout=600)
+    assert result.status == "SUCCEEDED", (result.failed_state, result.cause)
+    assert [r[0] for r in _curated(pipeline, "ingest_date = '2026-10-09'")] == [f"kept-{n}" for n in range(10)]
+    assert _curated(pipeline, "order_id like 'loose-%'") == []
+    notice = [m["message"] for m in pipeline.outbox() if "outside partition folders" in m["subject"]]
+    assert any('["orders/loose.csv"]' in m for m in notice)
+    raw = pipeline.storage.local_path(f"s3://{pipeline.bucket('StorageRaw')}/orders/loose.csv")
+    assert raw.exists()  # nothing is deleted: the object waits to be moved into a partition folder
