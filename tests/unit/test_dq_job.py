@@ -154,3 +154,53 @@ def test_main__exits_zero_on_failed_rules_and_nonzero_on_missing_data(tmp_path, 
         main(missing)
     assert "no candidate data" in str(info.value.code)
     assert "run_id=run-2" in str(info.value.code)
+
+
+def written_summary(tmp_path: Path, run_id: str = "run-1") -> dict:
+    return json.loads((tmp_path / "staging-bucket" / "runs" / "orders" / run_id / "dq_summary.json").read_text())
+
+
+def test_run__writes_the_compact_summary_the_state_machine_reads(tmp_path, repo_root, spark):
+    storage = make_lake(tmp_path, repo_root, spark, {P1: BAD, P2: DAY2})
+    quarantined = [{"object": f"s3://raw/orders/{P1}/bad-{n}.csv.gz", "partition": P1, "reason": "corrupt gzip"}
+                   for n in range(15)]  # fmt: skip
+    metrics = {"input_rows": 5, "output_rows": 3, "rejected_rows": 1, "duplicates_removed": 1,
+               "ingested_at": "2026-11-24T10:00:00+00:00", "quarantined_objects": quarantined}  # fmt: skip
+    metrics_file = tmp_path / "staging-bucket" / "runs" / "orders" / "run-1" / "etl_metrics.json"
+    metrics_file.parent.mkdir(parents=True)
+    metrics_file.write_text(json.dumps(metrics))
+
+    run(job_args(f"{P1},{P2}"), storage, spark)
+    summary = written_summary(tmp_path)
+
+    assert {k: summary[k] for k in ("outcome", "partitions_passed", "partitions_failed", "passed_count",
+                                    "failed_count", "rules_passed", "rules_failed")} == {
+        "outcome": "Failed", "partitions_passed": [P2], "partitions_failed": [P1], "passed_count": 1,
+        "failed_count": 1, "rules_passed": 22, "rules_failed": 2}  # fmt: skip
+    reason = '1 of 2 non-null values of "country" have a length not = 2 (lengths 2 to 3)'
+    assert summary["failed_rules"][1] == f'{P1}: ColumnLength "country" = 2: {reason}'
+    assert summary["etl"] == {
+        "input_rows": 5, "output_rows": 3, "rejected_rows": 1, "duplicates_removed": 1,
+        "ingested_at": "2026-11-24T10:00:00+00:00", "quarantined_count": 15,
+        "quarantined": [f"s3://raw/orders/{P1}/bad-{n}.csv.gz: corrupt gzip" for n in range(10)]}  # fmt: skip
+    assert summary["details"] == "s3://staging-bucket/runs/orders/run-1/dq_result.json"
+    assert "rules" not in summary and "by_partition" not in summary
+
+
+def test_compact_summary__size_does_not_grow_with_rules_and_clips_long_text():
+    from quality.job import compact_summary
+
+    def document(partitions: int, reason: str) -> dict:
+        names = [f"ingest_date=2026-01-{n:03d}" for n in range(partitions)]
+        return {"dataset": "orders", "run_id": "r", "outcome": "Failed", "partitions_passed": [],
+                "partitions_failed": names, "passed_count": 0, "failed_count": partitions, "rules_passed": 0,
+                "rules_failed": 12 * partitions, "row_count": 0, "etl": None,
+                "rules": [{"partition": p, "rule": f"rule {n}", "outcome": "Failed", "reason": reason}
+                          for p in names for n in range(12)]}  # fmt: skip
+
+    small = json.dumps(compact_summary(document(1, "x" * 5000), "s3://d"))
+    large = json.dumps(compact_summary(document(200, "x" * 5000), "s3://d"))
+    assert len(large) - len(small) < 200 * 40  # only the partition names grow
+    assert len(large) < 16 * 1024
+    assert all(len(rule) <= 300 for rule in json.loads(large)["failed_rules"])
+    assert json.loads(small)["etl"]["quarantined_count"] == 0
