@@ -223,6 +223,7 @@ def test_execution__etl_failure_fails_at_its_state_and_is_reported(make_pipeline
     (message,) = _messages(pipeline)
     name = result.arn.rsplit(":", 1)[-1]
     assert f"Pipeline execution {name} ended with status FAILED." in message
+    assert "datasets/orders/dataset.yaml: format: bad" in message  # the Glue job run's ErrorMessage
     assert f"Retry from the failed state: lake redrive {name}" in message
 
 
