@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """CDK entry point: reads the stage config from cdk.json context and builds the stack.
 
-cdk synth -c stage=prod          # via the CDK CLI
+cdk synth -c stage=prod          # via the CDK CLI (cdk.json runs this file with the venv's Python)
 python app.py -c stage=prod      # without the CLI (what `make synth` and the tests do)
+
+The cloud assembly goes to $CDK_OUTDIR when the CDK CLI sets it (`cdk synth -o <dir>`), else to cdk.out/.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -56,7 +59,8 @@ def build_app(
 
 def main(argv: list[str]) -> int:
     try:
-        app, stack, config = build_app(cli_context(argv), outdir=str(REPO_ROOT / "cdk.out"))
+        outdir = os.environ.get("CDK_OUTDIR") or str(REPO_ROOT / "cdk.out")
+        app, stack, config = build_app(cli_context(argv), outdir=outdir)
         assembly = app.synth()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -15,6 +15,12 @@ from constructs import Construct
 from etl.spec import DatasetSpec
 from workflows.nag import KMS_ACTIONS, S3_READ_ACTIONS, acknowledge_wildcards, arn_finding
 
+CRAWLER_CATALOG_ACTIONS = (
+    "glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:CreateTable", "glue:UpdateTable",
+    "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition", "glue:CreatePartition",
+    "glue:BatchCreatePartition", "glue:UpdatePartition", "glue:BatchUpdatePartition",
+)  # fmt: skip
+
 # Columns the ETL job adds to every curated row (see etl/transforms.py).
 PROVENANCE_COLUMNS = (
     ("lake_source_object", "string", "s3:// URI of the raw object the row came from"),
@@ -159,14 +165,17 @@ class LakeCatalog(Construct):
             raw_bucket.grant_read(self.crawler_role, f"{spec.raw_prefix}*")
         key.grant_encrypt_decrypt(self.crawler_role)
         catalog = f"arn:{stack.partition}:glue:{stack.region}:{stack.account}"
+        # The catalog calls a crawler makes (the Data Catalog part of AWSGlueServiceRole, scoped to the raw
+        # database): read the database and its tables to group schemas, create/update tables, and read,
+        # create and update partitions. Schema and delete behaviour are LOG, so no Delete* actions.
         self.crawler_role.add_to_policy(iam.PolicyStatement(
-            actions=["glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable",
-                     "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition", "glue:CreatePartition",
-                     "glue:BatchCreatePartition", "glue:UpdatePartition", "glue:BatchUpdatePartition",
-                     "glue:GetSecurityConfiguration"],
+            actions=[*CRAWLER_CATALOG_ACTIONS],
             resources=[f"{catalog}:catalog", f"{catalog}:database/{self.raw_database_name}",
                        f"{catalog}:table/{self.raw_database_name}/*"],
         ))  # fmt: skip
+        # The crawler's security configuration encrypts its logs; no resource type, so "*" is the only valid
+        # resource (AWS Service Authorization Reference, AWS Glue).
+        self.crawler_role.add_to_policy(iam.PolicyStatement(actions=["glue:GetSecurityConfiguration"], resources=["*"]))
         self.crawler_role.add_to_policy(iam.PolicyStatement(
             actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
             resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws-glue/crawlers*"],
@@ -179,7 +188,9 @@ class LakeCatalog(Construct):
                 *(arn_finding(raw_bucket, f"/{spec.raw_prefix}*") for spec in datasets),
                 scope.format("glue", f"table/{self.raw_database_name}/*"),
                 scope.format("logs", "log-group:/aws-glue/crawlers*"),
+                "*",
             ),
             reason="The crawler reads only its datasets' raw prefixes (object-level wildcard below the prefix), "
-            "maintains tables of the raw database only, uses only the lake key, and writes only Glue crawler logs.",
+            "maintains tables of the raw database only, uses only the lake key, and writes only Glue crawler logs; "
+            "GetSecurityConfiguration has no resource type.",
         )

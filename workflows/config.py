@@ -6,6 +6,7 @@ validated here, at synth time, and an error names the exact key (`stages.prod.ba
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,16 @@ REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
                       3288, 3653)  # fmt: skip
 STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,30}$")
+# Documentation-only domains (RFC 2606) and fill-me-in tokens: a subscription to one of these never pages anyone.
+PLACEHOLDER = re.compile(
+    r"(@|\.|//)example\.(com|org|net)\b|\.(example|test|invalid)\b|REPLACE[_-]?ME|CHANGE[_-]?ME|YOUR[_-]", re.IGNORECASE
+)
+# How the state machine retries a job start that failed transiently (workflows/pipeline.py reads these):
+# MaxAttempts retries, each waiting up to min(interval * 2^n, max delay) with full jitter.
+JOB_START_RETRIES = 5
+JOB_START_MAX_DELAY_SECONDS = 600
+# SDK task retries (up to ~3 min each), publishing and notifications, on top of the waits counted below.
+EXECUTION_MARGIN_MINUTES = 10
 
 
 class ConfigError(ValueError):
@@ -53,7 +64,7 @@ class StageConfig:
     dq_number_of_workers: int = 2
     job_timeout_minutes: int = 60
     job_max_concurrent_runs: int = 3
-    execution_timeout_minutes: int = 180
+    execution_timeout_minutes: int = 240
     athena_bytes_scanned_cutoff_mb: int = 10_240
     log_retention_days: int = 90
     lineage_url: str | None = None
@@ -74,6 +85,17 @@ class StageConfig:
     @property
     def athena_workgroup_name(self) -> str:
         return f"lake-{self.name}"
+
+    @property
+    def worst_case_execution_minutes(self) -> float:
+        """The longest an execution can legitimately run: every crawler poll, the longest job-start retry
+        waits and the full timeout of both Glue jobs (ETL, then DQ), plus a margin for the other tasks."""
+        polling = self.crawler_poll_interval_seconds * self.crawler_max_polls
+        retry_waits = sum(
+            min(self.job_retry_interval_seconds * 2**attempt, JOB_START_MAX_DELAY_SECONDS)
+            for attempt in range(JOB_START_RETRIES)
+        )
+        return (polling + 2 * retry_waits) / 60 + 2 * self.job_timeout_minutes + EXECUTION_MARGIN_MINUTES
 
     def dataset(self, name: str) -> DatasetSpec:
         for spec in self.datasets:
@@ -113,13 +135,20 @@ def _int(raw: Mapping[str, Any], key: str, prefix: str) -> int | None:
     return value
 
 
-def _string_list(raw: Mapping[str, Any], key: str, prefix: str, pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
+def _subscriptions(
+    raw: Mapping[str, Any], key: str, prefix: str, pattern: re.Pattern[str], what: str
+) -> tuple[str, ...]:
     values = raw.get(key, [])
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ConfigError(f"{prefix}.{key}", f"must be a list of {what}s")
     for index, value in enumerate(values):
         if not pattern.match(value):
             raise ConfigError(f"{prefix}.{key}[{index}]", f"{value!r} is not a valid {what}")
+        if PLACEHOLDER.search(value):
+            raise ConfigError(
+                f"{prefix}.{key}[{index}]",
+                f"{value!r} is a placeholder; put the real on-call {what} here (or remove it) before deploying",
+            )
     return tuple(values)
 
 
@@ -181,8 +210,8 @@ def parse_stage(name: str, raw: Any, datasets_root: Path) -> StageConfig:
         account=_optional_match(raw, "account", prefix, ACCOUNT),
         region=_optional_match(raw, "region", prefix, REGION),
         destroy_on_removal=removal == "destroy",
-        oncall_emails=_string_list(raw, "oncall_emails", prefix, EMAIL, "email address"),
-        oncall_https_endpoints=_string_list(
+        oncall_emails=_subscriptions(raw, "oncall_emails", prefix, EMAIL, "email address"),
+        oncall_https_endpoints=_subscriptions(
             raw, "oncall_https_endpoints", prefix, re.compile(r"^https://\S+$"), "https:// URL"
         ),
         lineage_url=lineage_url,
@@ -193,12 +222,16 @@ def parse_stage(name: str, raw: Any, datasets_root: Path) -> StageConfig:
             f"{prefix}.log_retention_days",
             f"{config.log_retention_days} is not a CloudWatch retention; use one of {LOG_RETENTION_DAYS}",
         )
+    worst_case = config.worst_case_execution_minutes
     polling_minutes = config.crawler_poll_interval_seconds * config.crawler_max_polls / 60
-    if polling_minutes >= config.execution_timeout_minutes:
+    if config.execution_timeout_minutes < worst_case:
         raise ConfigError(
-            f"{prefix}.crawler_max_polls",
-            f"crawler polling may take {polling_minutes:.0f} min, longer than execution_timeout_minutes "
-            f"({config.execution_timeout_minutes})",
+            f"{prefix}.execution_timeout_minutes",
+            f"{config.execution_timeout_minutes} min is shorter than an execution's worst case of {worst_case:.0f} min "
+            f"(crawler_poll_interval_seconds x crawler_max_polls = "
+            f"{polling_minutes:.0f} min, 2 x job_timeout_minutes = "
+            f"{2 * config.job_timeout_minutes} min, job-start retry waits at job_retry_interval_seconds, "
+            f"{EXECUTION_MARGIN_MINUTES} min margin); raise it to at least {math.ceil(worst_case)} or lower those",
         )
     return config
 

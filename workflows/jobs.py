@@ -85,6 +85,11 @@ class LakeJobs(Construct):
             actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
             resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws-glue/*"],
         ))  # fmt: skip
+        # The job runtime reads its security configuration to encrypt S3 output and logs with the lake key;
+        # GetSecurityConfiguration has no resource type, so "*" is the only valid resource (AWS Service
+        # Authorization Reference, AWS Glue). No catalog permissions: the jobs read and write S3 paths only
+        # (no --enable-glue-datacatalog); the state machine publishes partitions.
+        self.role.add_to_policy(iam.PolicyStatement(actions=["glue:GetSecurityConfiguration"], resources=["*"]))
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["cloudwatch:PutMetricData"],
             resources=["*"],
@@ -103,18 +108,15 @@ class LakeJobs(Construct):
             ),
             reason="Jobs read only the configured datasets' raw prefixes and the assets bucket, write run-scoped "
             "keys in the lake's own staging and curated buckets (object keys are only known at run time), use "
-            "only the lake key and Glue log groups; PutMetricData has no resource type and is restricted by a "
-            "namespace condition.",
+            "only the lake key and Glue log groups; PutMetricData and GetSecurityConfiguration have no resource "
+            "type (PutMetricData is restricted by a namespace condition).",
         )
         scripts = f"s3://{assets_bucket.bucket_name}/{SCRIPTS_PREFIX}"
         common_arguments = {
             "--job-language": "python",
-            "--enable-continuous-cloudwatch-log": "true",
-            "--enable-continuous-log-filter": "true",
             "--enable-metrics": "true",
             "--enable-observability-metrics": "true",
             "--enable-job-insights": "true",
-            "--enable-glue-datacatalog": "true",
             "--job-bookmark-option": "job-bookmark-disable",  # partitions are passed explicitly per run
             "--extra-py-files": f"{scripts}{LIBRARY_ZIP}",
             "--additional-python-modules": ADDITIONAL_PYTHON_MODULES,

@@ -30,6 +30,7 @@ from constructs import Construct
 
 from etl.spec import DatasetSpec
 from quality.job import DQ_SUMMARY_FILE
+from workflows.config import JOB_START_MAX_DELAY_SECONDS, JOB_START_RETRIES
 from workflows.monitoring import METRICS_NAMESPACE
 from workflows.nag import S3_READ_ACTIONS, acknowledge_wildcards, arn_finding
 
@@ -510,8 +511,8 @@ class LakePipeline(Construct):
             errors=list(TRANSIENT_GLUE_ERRORS),
             interval=Duration.seconds(self._retry_interval),
             backoff_rate=2.0,
-            max_attempts=5,
-            max_delay=Duration.minutes(10),
+            max_attempts=JOB_START_RETRIES,  # workflows/config.py counts these waits in the execution timeout
+            max_delay=Duration.seconds(JOB_START_MAX_DELAY_SECONDS),
             jitter_strategy=sfn.JitterType.FULL,
         )
         return task
@@ -667,9 +668,11 @@ class LakePipeline(Construct):
             topic=self._topic,
             subject=sfn.JsonPath.format("[lake] {} published", sfn.JsonPath.string_at("$.dataset")),
             message=sfn.TaskInput.from_text(
-                _report("Dataset {} - partitions {} passed data quality and are published.",
-                        [sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.dq.result.partitions_passed"))],
-                        rerun_partitions="$.partitions")  # fmt: skip
+                _report(
+                    "Dataset {} - partitions {} passed data quality and are published.",
+                    [sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.dq.result.partitions_passed"))],
+                    rerun_partitions="$.partitions",
+                )  # fmt: skip
             ),
             result_path=sfn.JsonPath.DISCARD,
         )

@@ -17,7 +17,8 @@ class LakeStorage(Construct):
 
     Every data bucket: SSE-KMS with the lake key (bucket keys on), public access blocked, SSL-only
     bucket policy, server access logs. Raw is versioned and sends events to EventBridge.
-    Removal: RETAIN unless ``destroy_on_removal`` (set per stage with ``removal_policy: destroy``).
+    Removal: RETAIN unless ``destroy_on_removal`` (set per stage with ``removal_policy: destroy``); then the
+    buckets are also emptied on stack deletion (CloudFormation cannot delete a bucket that holds objects).
 
     Attributes: ``key``, ``raw``, ``staging``, ``curated``, ``assets``, ``athena_results``, ``access_logs``.
     """
@@ -42,6 +43,7 @@ class LakeStorage(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(365))],
             removal_policy=removal,
+            auto_delete_objects=destroy_on_removal,
         )
         acknowledge(
             self.access_logs,
@@ -51,7 +53,7 @@ class LakeStorage(Construct):
         )
         self.raw = self._bucket(
             "Raw",
-            removal,
+            destroy_on_removal,
             versioned=True,
             event_bridge_enabled=True,
             lifecycle_rules=[
@@ -72,10 +74,11 @@ class LakeStorage(Construct):
         )
         self.staging = self._bucket(
             "Staging",
-            removal,
+            destroy_on_removal,
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire-run-documents", prefix="runs/", expiration=Duration.days(400)),
                 s3.LifecycleRule(id="expire-rejects", prefix="rejects/", expiration=Duration.days(400)),
+                s3.LifecycleRule(id="expire-quarantine", prefix="quarantine/", expiration=Duration.days(400)),
                 s3.LifecycleRule(id="expire-spark-temp", prefix="tmp/", expiration=Duration.days(7)),
                 s3.LifecycleRule(
                     id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(7)
@@ -84,7 +87,7 @@ class LakeStorage(Construct):
         )
         self.curated = self._bucket(
             "Curated",
-            removal,
+            destroy_on_removal,
             versioned=True,
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire-old-versions", noncurrent_version_expiration=Duration.days(30)),
@@ -93,14 +96,14 @@ class LakeStorage(Construct):
                 ),
             ],
         )
-        self.assets = self._bucket("Assets", removal, versioned=True)
+        self.assets = self._bucket("Assets", destroy_on_removal, versioned=True)
         self.athena_results = self._bucket(
             "AthenaResults",
-            removal,
+            destroy_on_removal,
             lifecycle_rules=[s3.LifecycleRule(id="expire-query-results", expiration=Duration.days(30))],
         )
 
-    def _bucket(self, id_: str, removal: RemovalPolicy, **kwargs: object) -> s3.Bucket:
+    def _bucket(self, id_: str, destroy_on_removal: bool, **kwargs: object) -> s3.Bucket:
         return s3.Bucket(
             self,
             id_,
@@ -112,7 +115,8 @@ class LakeStorage(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=f"{id_.lower()}/",
-            removal_policy=removal,
+            removal_policy=RemovalPolicy.DESTROY if destroy_on_removal else RemovalPolicy.RETAIN,
+            auto_delete_objects=destroy_on_removal,
             **kwargs,
         )
 

@@ -115,7 +115,7 @@ class DatasetTrigger(Construct):
                 input_template=PIPE_INPUT_TEMPLATE,
                 step_function_state_machine_parameters=pipes.CfnPipe.PipeTargetStateMachineParametersProperty(
                     invocation_type="FIRE_AND_FORGET"
-                )
+                ),
             ),
         )
         self.pipe.node.add_dependency(role)

@@ -1,3 +1,5 @@
+import json
+
 from aws_cdk.assertions import Match
 
 
@@ -59,3 +61,35 @@ def test_crawler_role__reads_only_dataset_prefixes(template_json):
         if isinstance(r, dict) and "Fn::Join" in r
     ]  # fmt: skip
     assert any(part == "/orders/*" for r in object_resources for part in r["Fn::Join"][1])
+
+
+def test_crawler_role__catalog_calls_a_crawler_makes_on_the_raw_database_only(template_json):
+    """What a crawler calls in the Data Catalog (the catalog part of the AWSGlueServiceRole managed policy,
+    scoped to the raw database): GetDatabase, GetTable(s) to group schemas, Create/UpdateTable, and
+    Get/BatchGet/Create/BatchCreate/Update/BatchUpdate partitions. GetSecurityConfiguration (the crawler
+    encrypts its logs) has no resource type, so it is granted on "*" in its own statement.
+    https://docs.aws.amazon.com/glue/latest/dg/create-service-policy.html
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsglue.html"""
+    statements = [
+        s for k, r in template_json["Resources"].items()
+        if r["Type"] == "AWS::IAM::Policy" and k.startswith("CatalogCrawlerRole")
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]  # fmt: skip
+
+    def glue_actions(statement):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        return {a for a in actions if a.startswith("glue:")}
+
+    scoped = [s for s in statements if glue_actions(s) and s["Resource"] != "*"]
+    unscoped = [s for s in statements if glue_actions(s) and s["Resource"] == "*"]
+    assert [glue_actions(s) for s in unscoped] == [{"glue:GetSecurityConfiguration"}]
+    required = {
+        "glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:CreateTable", "glue:UpdateTable",
+        "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition", "glue:CreatePartition",
+        "glue:BatchCreatePartition", "glue:UpdatePartition", "glue:BatchUpdatePartition",
+    }  # fmt: skip
+    granted = set().union(*(glue_actions(s) for s in scoped))
+    assert granted == required
+    resources = [json.dumps(r) for s in scoped for r in s["Resource"]]
+    assert all("lake_dev_raw" in r or r.endswith(':catalog"]]}') for r in resources), resources
+    assert not any(a.startswith("glue:Delete") for s in statements for a in glue_actions(s))

@@ -5,11 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
-def test_cdk_nag__no_unacknowledged_aws_solutions_findings(synthesized):
+
+@pytest.mark.parametrize("stage", ["synthesized", "prod_synthesized"])
+def test_cdk_nag__no_unacknowledged_aws_solutions_findings(stage, request):
     from cdk_nag import AwsSolutionsChecks
 
-    app, stack, _, _ = synthesized
+    app, stack, _, _ = request.getfixturevalue(stage)
     report = AwsSolutionsChecks(app).validate_scope(stack)
     findings = [
         f"{violation.rule_name} at {resource.construct_path}"
@@ -35,7 +38,6 @@ def test_cdk_nag__catches_an_unencrypted_bucket():
 
 def test_acknowledge__rejects_an_empty_reason():
     import aws_cdk as cdk
-    import pytest
 
     from workflows.nag import acknowledge
 
@@ -43,9 +45,10 @@ def test_acknowledge__rejects_an_empty_reason():
         acknowledge(cdk.Stack(cdk.App(), "S"), "AwsSolutions-S1", "inherited")
 
 
-def test_cfn_lint__no_errors_or_warnings(template_json, tmp_path):
+@pytest.mark.parametrize("stage", ["template_json", "prod_template_json"])
+def test_cfn_lint__no_errors_or_warnings(stage, request, tmp_path):
     path = Path(tmp_path) / "template.json"
-    path.write_text(json.dumps(template_json))
+    path.write_text(json.dumps(request.getfixturevalue(stage)))
     # W3005: CDK's own singleton Lambdas declare a DependsOn that a GetAtt already implies.
     result = subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), "--ignore-checks", "W3005", "--", str(path)],

@@ -25,7 +25,6 @@ def test_jobs__default_arguments_wire_the_lake(template_json):
     assert len(jobs) == 2
     for job in jobs:
         arguments = job["DefaultArguments"]
-        assert arguments["--enable-continuous-cloudwatch-log"] == "true"
         assert arguments["--enable-job-insights"] == "true"
         assert arguments["--job-bookmark-option"] == "job-bookmark-disable"
         for key in ("--raw_uri", "--curated_uri", "--staging_uri", "--datasets_uri", "--extra-py-files"):
@@ -47,3 +46,53 @@ def test_job_bundle__zip_contains_job_packages(tmp_path, repo_root):
     assert sorted(p.name for p in out.iterdir()) == ["dq_job.py", "etl_job.py", "lake_jobs.zip"]
     again = build_job_bundle(repo_root, tmp_path / "glue2")
     assert (out / "lake_jobs.zip").read_bytes() == (again / "lake_jobs.zip").read_bytes()
+
+
+def _role_statements(template_json, prefix: str) -> list[dict]:
+    return [
+        statement
+        for key, resource in template_json["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Policy" and key.startswith(prefix)
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_jobs__only_arguments_glue_5_honours(template_json):
+    """Glue 5.0 always streams logs in real time; `--enable-continuous-cloudwatch-log` and its filter are
+    Glue 1.0-4.0 arguments it ignores. The jobs read and write S3 paths, never catalog tables, so they run
+    without `--enable-glue-datacatalog` (and need no Data Catalog permission).
+    https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-glue-arguments.html
+    https://docs.aws.amazon.com/glue/latest/dg/monitor-continuous-logging.html"""
+    for resource in template_json["Resources"].values():
+        if resource["Type"] == "AWS::Glue::Job":
+            arguments = resource["Properties"]["DefaultArguments"]
+            assert resource["Properties"]["GlueVersion"] == "5.0"
+            assert not {"--enable-continuous-cloudwatch-log", "--enable-continuous-log-filter"} & set(arguments)
+            assert "--enable-glue-datacatalog" not in arguments
+
+
+def test_job_role__can_read_the_security_configuration_it_runs_with(template_json):
+    """A job with a SecurityConfiguration reads it at start to encrypt its S3 output and logs.
+    glue:GetSecurityConfiguration supports no resource-level permission, so only "*" grants it.
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsglue.html"""
+    jobs = [r["Properties"] for r in template_json["Resources"].values() if r["Type"] == "AWS::Glue::Job"]
+    assert all("SecurityConfiguration" in job for job in jobs)
+    statements = _role_statements(template_json, "JobsJobRole")
+    granted = [s for s in statements if "glue:GetSecurityConfiguration" in _as_list(s["Action"])]
+    assert [s["Resource"] for s in granted] == ["*"]
+    other_glue = {a for s in statements for a in _as_list(s["Action"]) if a.startswith("glue:")}
+    assert other_glue == {"glue:GetSecurityConfiguration"}
+
+
+def test_job_role__put_metric_data_only_in_the_lake_and_glue_namespaces(template_json):
+    """cloudwatch:PutMetricData has no resource type; the cloudwatch:namespace condition is the only scope.
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html"""
+    statements = _role_statements(template_json, "JobsJobRole")
+    metric = [s for s in statements if "cloudwatch:PutMetricData" in _as_list(s["Action"])]
+    assert metric and all(
+        s["Condition"] == {"StringEquals": {"cloudwatch:namespace": ["Glue", "DataLake"]}} for s in metric
+    )

@@ -23,9 +23,11 @@ def test_state_machine__logging_all_tracing_and_timeout(template):
     template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 90, "KmsKeyId": Match.any_value()})
 
 
-def test_definition__has_an_execution_timeout_and_no_parallel_wrapper(template_json):
+def test_definition__has_an_execution_timeout_and_no_parallel_wrapper(template_json, synthesized):
     definition = _definition(template_json)
-    assert definition["TimeoutSeconds"] == 180 * 60
+    config = synthesized[2]
+    assert definition["TimeoutSeconds"] == config.execution_timeout_minutes * 60
+    assert definition["TimeoutSeconds"] >= config.worst_case_execution_minutes * 60
     assert not [name for name, state in definition["States"].items() if state["Type"] == "Parallel"]
 
 

@@ -71,18 +71,24 @@ def test_removal__dev_stage_opts_into_destroy(template_json):
     assert {b["DeletionPolicy"] for b in _buckets(template_json).values()} == {"Delete"}
 
 
-def test_removal__prod_stage_retains_buckets_and_key(tmp_path):
-    from aws_cdk.assertions import Template
-
-    from app import build_app
-
-    (
-        _,
-        stack,
-        config,
-    ) = build_app({"stage": "prod"}, outdir=str(tmp_path), nag=False)
-    resources = Template.from_stack(stack).to_json()["Resources"]
-    assert config.destroy_on_removal is False
+def test_removal__prod_stage_retains_buckets_and_key(prod_synthesized, prod_template_json):
+    resources = prod_template_json["Resources"]
+    assert prod_synthesized[2].destroy_on_removal is False
     retained = {r["Type"] for r in resources.values() if r.get("DeletionPolicy") == "Retain"}
     assert {"AWS::S3::Bucket", "AWS::KMS::Key"} <= retained
     assert not [r for r in resources.values() if r["Type"] == "AWS::S3::Bucket" and r.get("DeletionPolicy") != "Retain"]
+    assert not [r for r in resources.values() if r["Type"] == "Custom::S3AutoDeleteObjects"]
+
+
+def test_removal__destroy_stage_empties_every_bucket_before_deleting_it(template_json):
+    """CloudFormation cannot delete a bucket that still holds objects (DELETE_FAILED, "The bucket you tried
+    to delete is not empty"), so a `removal_policy: destroy` stage could never be torn down without an
+    auto-delete custom resource on every bucket.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-s3-bucket.html (DeletionPolicy note)"""
+    resources = template_json["Resources"]
+    emptied = {
+        r["Properties"]["BucketName"]["Ref"]
+        for r in resources.values()
+        if r["Type"] == "Custom::S3AutoDeleteObjects"
+    }
+    assert emptied == set(_buckets(template_json))

@@ -14,11 +14,19 @@ def _stage(**overrides):
     return {"datasets": ["orders"], **overrides}
 
 
+def _cdk_json_context():
+    return json.loads((DATASETS.parent / "cdk.json").read_text())["context"]
+
+
 def test_load_stage__cdk_json_stages_are_valid():
-    context = json.loads((DATASETS.parent / "cdk.json").read_text())["context"]
+    context = _cdk_json_context()
     dev = load_stage(context, DATASETS)
+    local = load_stage(context, DATASETS, stage="local")
+    context["stages"]["prod"]["oncall_emails"] = ["data-oncall@acme.io"]
+    context["stages"]["prod"]["oncall_https_endpoints"] = ["https://events.pagerduty.com/integration/abc123/enqueue"]
     prod = load_stage(context, DATASETS, stage="prod")
     assert (dev.name, dev.destroy_on_removal, dev.batch_window_seconds) == ("dev", True, 60)
+    assert local.destroy_on_removal is True
     assert (prod.name, prod.destroy_on_removal, prod.etl_worker_type, prod.etl_number_of_workers) == (
         "prod",
         False,
@@ -26,6 +34,62 @@ def test_load_stage__cdk_json_stages_are_valid():
         10,
     )
     assert [d.name for d in prod.datasets] == ["orders"]
+
+
+def test_load_stage__prod_as_committed_is_refused_until_its_placeholders_are_replaced():
+    """cdk.json ships prod with example on-call subscriptions; a deploy with them would page nobody."""
+    with pytest.raises(ConfigError) as error:
+        load_stage(_cdk_json_context(), DATASETS, stage="prod")
+    assert error.value.key == "stages.prod.oncall_emails[0]"
+    assert "placeholder" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("oncall_emails", "data-oncall@example.com"),
+        ("oncall_emails", "ops@team.example.org"),
+        ("oncall_emails", "me@host.test"),
+        ("oncall_https_endpoints", "https://events.pagerduty.com/integration/REPLACE_ME/enqueue"),
+        ("oncall_https_endpoints", "https://example.com/hook"),
+        ("oncall_https_endpoints", "https://hooks.slack.com/services/YOUR_TOKEN"),
+    ],
+)
+def test_parse_stage__placeholder_subscription_is_refused(key, value):
+    real = "oncall@acme.io" if key == "oncall_emails" else "https://acme.io/x"
+    with pytest.raises(ConfigError) as error:
+        parse_stage("prod", _stage(**{key: [real, value]}), DATASETS)
+    assert error.value.key == f"stages.prod.{key}[1]"
+    assert "placeholder" in str(error.value)
+
+
+def test_parse_stage__real_subscriptions_are_kept():
+    raw = _stage(oncall_emails=["oncall@example-corp.com"], oncall_https_endpoints=["https://acme.io/enqueue"])
+    config = parse_stage("prod", raw, DATASETS)
+    assert config.oncall_emails == ("oncall@example-corp.com",)
+
+
+def test_worst_case_execution__counts_polls_both_job_timeouts_and_retry_waits():
+    config = parse_stage(
+        "qa",
+        _stage(crawler_poll_interval_seconds=30, crawler_max_polls=120, job_timeout_minutes=120,
+               job_retry_interval_seconds=30, execution_timeout_minutes=400),
+        DATASETS,
+    )  # fmt: skip
+    # 60 min of polls, 2 x 120 min of jobs, 2 x (30+60+120+240+480) s of job-start retry waits, 10 min margin
+    assert config.worst_case_execution_minutes == 60 + 240 + 31 + 10
+
+
+def test_parse_stage__execution_timeout_shorter_than_worst_case_names_the_keys():
+    """Prod as it was: 180 min for 60 min of polling plus two 120 min jobs."""
+    raw = _stage(crawler_poll_interval_seconds=30, crawler_max_polls=120, job_timeout_minutes=120,
+                 execution_timeout_minutes=180)  # fmt: skip
+    with pytest.raises(ConfigError) as error:
+        parse_stage("prod", raw, DATASETS)
+    assert error.value.key == "stages.prod.execution_timeout_minutes"
+    message = str(error.value)
+    for fragment in ("crawler_max_polls", "job_timeout_minutes", "job_retry_interval_seconds", "at least 341"):
+        assert fragment in message
 
 
 def test_parse_stage__defaults_are_safe():
@@ -60,8 +124,8 @@ def test_parse_stage__defaults_are_safe():
         (_stage(lineage_url="http://x"), "stages.qa.lineage_url", "https://"),
         (
             _stage(crawler_poll_interval_seconds=600, crawler_max_polls=100),
-            "stages.qa.crawler_max_polls",
-            "longer than execution_timeout_minutes",
+            "stages.qa.execution_timeout_minutes",
+            "shorter than an execution's worst case",
         ),
     ],
 )
