@@ -13,14 +13,20 @@ import json
 import os
 import sys
 from pathlib import Path
-
-import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+from typing import TYPE_CHECKING
 
 from workflows.config import ConfigError, StageConfig, load_stage
-from workflows.stack import DataLakeStack
+
+if TYPE_CHECKING:
+    import aws_cdk as cdk
+
+    from workflows.stack import DataLakeStack
 
 REPO_ROOT = Path(__file__).resolve().parent
+# jsii prints a dozen-line Node.js support banner (as Python byte-string reprs) on every start under Node 20;
+# these are jsii's switches for it (the first names Node majors). The README lists the supported versions.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 
 def cli_context(argv: list[str]) -> dict[str, str]:
@@ -39,6 +45,11 @@ def build_app(
     context: dict | None = None, outdir: str | None = None, nag: bool = True
 ) -> tuple[cdk.App, DataLakeStack, StageConfig]:
     """Build the CDK app. `context` overrides cdk.json (the CLI's CDK_CONTEXT_JSON overrides both)."""
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks
+
+    from workflows.stack import DataLakeStack
+
     file_context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     merged = {**file_context, **(context or {})}
     app = cdk.App(context=merged, outdir=outdir)

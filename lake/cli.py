@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     put = commands.add_parser("put", help="land a raw file")
     put.add_argument("file", type=Path)
     put.add_argument("--dataset", required=True)
-    put.add_argument("--partition", help="e.g. ingest_date=2026-11-24 (default: none, the event day is used)")
+    put.add_argument("--partition", help="e.g. ingest_date=2026-11-24 (default: today's, in UTC)")
     executions = commands.add_parser("executions", help="list recent executions")
     executions.add_argument("--status", choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"])
     executions.add_argument("--limit", type=int, default=20)
@@ -188,7 +188,11 @@ def cmd_put(ctx, args, console: Console) -> int:
         from lake.errors import UnknownDataset
 
         raise UnknownDataset(f"unknown dataset {args.dataset!r}; configured: {', '.join(ctx.resources.datasets)}")
-    key = "/".join(p for p in (args.dataset, args.partition, args.file.name) if p)
+    from etl.spec import load_datasets
+    from lake.ops import raw_object_key
+
+    spec = load_datasets(REPO_ROOT / "datasets", [args.dataset])[0]
+    key = raw_object_key(args.dataset, spec.partition_key, args.partition, args.file.name)
     if ctx.is_local:
         target = ctx.local_root / "lake" / ctx.resources.raw_bucket / key
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,20 @@ def validate_partitions(partitions: list[str]) -> list[str]:
     return sorted(set(partitions))
 
 
+def raw_object_key(
+    dataset: str, partition_key: str, partition: str | None, filename: str, now: datetime | None = None
+) -> str:
+    """`<dataset>/<partition>/<filename>`; without a partition, today's (UTC) `<partition_key>=YYYY-MM-DD`.
+    Objects outside partition folders are reported, not processed, so `lake put` never lands one there."""
+    if partition is None:
+        partition = f"{partition_key}={(now or datetime.now(UTC)):%Y-%m-%d}"
+    validate_partitions([partition])
+    key = partition.split("=", 1)[0]
+    if key != partition_key:
+        raise PartitionNotFound(f"dataset {dataset} is partitioned by {partition_key}, not {key} ({partition!r})")
+    return f"{dataset}/{partition}/{filename}"
+
+
 def rerun(
     sfn: Any,
     state_machine_arn: str,

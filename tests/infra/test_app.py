@@ -37,3 +37,14 @@ def test_main__prod_with_placeholder_subscriptions_is_refused_naming_the_key(tmp
     error = capsys.readouterr().err
     assert "stages.prod.oncall_emails[0]" in error and "placeholder" in error
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_app__starts_without_the_jsii_node_banner():
+    """Under Node 20 jsii prints a dozen `b'!!  ...'` lines on stderr at every start unless silenced."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JSII_SILENCE")}
+    result = subprocess.run([sys.executable, "-c", "import app, aws_cdk; aws_cdk.App()"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
+    assert "!!" not in result.stderr and "b'" not in result.stderr, result.stderr

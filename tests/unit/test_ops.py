@@ -90,3 +90,24 @@ def test_find_execution__by_name_or_arn():
     assert find_execution(sfn, MACHINE, arn) == arn
     with pytest.raises(LakeError, match="no execution named 'run-8'"):
         find_execution(sfn, MACHINE, "run-8")
+
+
+def test_raw_object_key__defaults_to_todays_partition_in_utc():
+    from datetime import UTC, datetime
+
+    from lake.ops import raw_object_key
+
+    late_evening = datetime(2026, 11, 24, 23, 59, tzinfo=UTC)
+    assert raw_object_key("orders", "ingest_date", None, "a.csv", late_evening) == "orders/ingest_date=2026-11-24/a.csv"
+    assert raw_object_key("orders", "ingest_date", "ingest_date=2026-01-02", "a.csv") == (
+        "orders/ingest_date=2026-01-02/a.csv"
+    )
+
+
+@pytest.mark.parametrize("partition", ["2026-11-24", "day=2026-11-24", "ingest_date=a/b"])
+def test_raw_object_key__refuses_a_partition_the_dataset_does_not_use(partition):
+    from lake.errors import PartitionNotFound
+    from lake.ops import raw_object_key
+
+    with pytest.raises(PartitionNotFound, match="ingest_date"):
+        raw_object_key("orders", "ingest_date", partition, "a.csv")
