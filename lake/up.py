@@ -62,10 +62,21 @@ def run_up(root: Path, stage: str, console: Console, poll_s: float = 0.5) -> int
         console.print(f"drop files into {watcher.folder}/<dataset>/<partition>/ or use `lake --local put`")
         console.print("operate it with `lake --local executions | show | rerun | query | lineage`; Ctrl-C stops")
 
+        from_pipe: set[str] = set()
+
         def report(arn: str) -> None:
             render.print_result(console, pipeline.wait(arn, timeout=3600))
             for message in pipeline.outbox()[-1:]:
                 console.print(f"[dim]notification:[/] {message['message'].splitlines()[0]}")
+
+        def report_other(arn: str) -> None:
+            """Executions started elsewhere (`lake --local rerun`) that the failure rule reported."""
+            if arn not in from_pipe:
+                render.print_result(console, pipeline.wait(arn, timeout=60))
+                for message in pipeline.outbox()[-1:]:
+                    console.print(f"[dim]notification:[/] {message['message'].splitlines()[0]}")
+
+        pipeline.on_execution_ended = report_other
 
         try:
             while True:
@@ -74,6 +85,7 @@ def run_up(root: Path, stage: str, console: Console, poll_s: float = 0.5) -> int
                 assert pipeline.trigger is not None
                 for arn in pipeline.trigger.flush():
                     console.print(f"started execution {arn.rsplit(':', 1)[-1]}")
+                    from_pipe.add(arn)
                     threading.Thread(target=report, args=(arn,), daemon=True).start()
                 time.sleep(poll_s)
         except KeyboardInterrupt:

@@ -1,5 +1,9 @@
 """The whole pipeline offline: synthesize the stack, deploy it into the local cloud, and wire the trigger
-(rule -> queue -> pipe) and the execution-failure rule, which moto does not deliver itself.
+(rule -> queue -> pipe) and the execution-status rules, which moto does not deliver itself.
+
+The status rules belong to the local cloud, as EventBridge belongs to the account: a background watcher
+delivers the status-change event of every execution that ends in a status a rule listens for, whoever
+started it (the pipe, `lake --local rerun` from another terminal, a test). `wait()` delivers it at once.
 
     with LocalPipeline.synthesize(root, stage="local") as pipeline:
         pipeline.put_raw("orders", "ingest_date=2026-11-24", "a.csv", data)
@@ -9,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +34,6 @@ from lake.local.trigger import (
     routes_from_template,
 )
 from workflows.config import StageConfig
-
-FAILED = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class LocalPipeline:
         *,
         simulated_jobs: dict[str, SimulatedJob] | None = None,
         crawl_min_duration_s: float = 0.0,
+        status_poll_s: float = 0.5,
     ) -> None:
         self.root = Path(root)
         self.stack = stack
@@ -77,13 +81,24 @@ class LocalPipeline:
         )
         self.storage = LocalStorage(self.root)
         self.trigger: LocalTrigger | None = None
+        self.status_poll_s = status_poll_s
         self._reported: set[str] = set()
+        self._report_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.on_execution_ended: Any = None  # optional callback(execution_arn), called once per delivered event
 
     def __enter__(self) -> LocalPipeline:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=10)
         self.cloud.stop()
 
     def start(self) -> LocalPipeline:
@@ -95,6 +110,8 @@ class LocalPipeline:
         }
         self._rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
         self.trigger = LocalTrigger(routes_from_template(resources), self._start_from_pipe)
+        self._watcher = threading.Thread(target=self._watch_executions, name="status-rules", daemon=True)
+        self._watcher.start()
         return self
 
     # -- names -----------------------------------------------------------------------------------------
@@ -143,11 +160,9 @@ class LocalPipeline:
 
     # -- running ---------------------------------------------------------------------------------------
     def wait(self, execution_arn: str, timeout: float = 600) -> ExecutionResult:
-        """Wait for an execution; failed ones are reported through the failure rule, as EventBridge would."""
+        """Wait for an execution; its status-change event goes through the status rules, as EventBridge would."""
         result = self.cloud.wait(execution_arn, timeout=timeout)
-        if result.status in FAILED and execution_arn not in self._reported:
-            self._reported.add(execution_arn)
-            self._report_failure(execution_arn)
+        self._deliver_status_change(execution_arn)
         return result
 
     def drain(self, timeout: float = 600) -> list[ExecutionResult]:
@@ -157,16 +172,58 @@ class LocalPipeline:
         deadline = time.monotonic() + timeout
         return [self.wait(arn, timeout=max(1.0, deadline - time.monotonic())) for arn in started]
 
-    def _report_failure(self, execution_arn: str) -> None:
-        sfn = self.cloud.client("stepfunctions")
-        event = execution_status_event(sfn.describe_execution(executionArn=execution_arn), self.state_machine_arn)
-        sns = self.cloud.client("sns")
-        for rule in self._rules:
-            if not matches_pattern(rule["EventPattern"], event):
+    # -- execution-status rules ------------------------------------------------------------------------
+    def _watched_statuses(self) -> list[str]:
+        """The statuses the stack's status-change rules match (only those need watching)."""
+        statuses = {
+            status
+            for rule in self._rules
+            if "Step Functions Execution Status Change" in rule["EventPattern"].get("detail-type", [])
+            for status in rule["EventPattern"].get("detail", {}).get("status", [])
+        }
+        return sorted(statuses)
+
+    def _watch_executions(self) -> None:
+        while not self._stopping.wait(self.status_poll_s):
+            try:
+                self.deliver_status_changes()
+            except Exception:  # the emulator is stopping or busy; the next poll retries
                 continue
-            for target in rule.get("Targets", []):
-                message = render_input_transformer(target["InputTransformer"], event)
-                sns.publish(TopicArn=target["Arn"], Message=message, Subject="[lake] execution failed")
+
+    def deliver_status_changes(self) -> list[str]:
+        """Deliver the events of executions that ended since the last call; returns their ARNs."""
+        sfn = self.cloud.client("stepfunctions")
+        delivered = []
+        for status in self._watched_statuses():
+            pages = sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=self.state_machine_arn, statusFilter=status
+            )
+            for page in pages:
+                for execution in page["executions"]:
+                    if self._deliver_status_change(execution["executionArn"]):
+                        delivered.append(execution["executionArn"])
+        return delivered
+
+    def _deliver_status_change(self, execution_arn: str) -> bool:
+        with self._report_lock:
+            if execution_arn in self._reported:
+                return False
+            sfn = self.cloud.client("stepfunctions")
+            described = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] == "RUNNING":
+                return False
+            self._reported.add(execution_arn)
+            event = execution_status_event(described, self.state_machine_arn)
+            sns = self.cloud.client("sns")
+            for rule in self._rules:
+                if not matches_pattern(rule["EventPattern"], event):
+                    continue
+                for target in rule.get("Targets", []):
+                    message = render_input_transformer(target["InputTransformer"], event)
+                    sns.publish(TopicArn=target["Arn"], Message=message, Subject="[lake] execution failed")
+        if self.on_execution_ended is not None:
+            self.on_execution_ended(execution_arn)
+        return True
 
     def outbox(self) -> list[dict[str, Any]]:
         return self.cloud.outbox()

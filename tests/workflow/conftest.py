@@ -48,4 +48,4 @@ def make_pipeline(tmp_path, local_stack, job_names):
 
     yield make
     for pipeline in started:
-        pipeline.cloud.stop()
+        pipeline.stop()

@@ -386,3 +386,23 @@ def test_execution__aborted_execution_is_reported(make_pipeline):
     assert result.status == "ABORTED"
     (message,) = _messages(pipeline)
     assert "Pipeline execution to-abort ended with status ABORTED." in message
+
+
+def test_failure_rule__reports_an_execution_started_from_another_process(make_pipeline):
+    """`lake --local rerun` in another terminal starts the execution with its own client and never waits
+    for it; as on AWS, the status rule (not the caller) reports the failure."""
+    import time
+
+    import boto3
+
+    pipeline = make_pipeline()
+    other_process = boto3.client("stepfunctions", endpoint_url=pipeline.cloud.endpoint_url, region_name="us-east-1",
+                                 aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    other_process.start_execution(stateMachineArn=pipeline.state_machine_arn, name="rerun-elsewhere",
+                                  input=json.dumps({"dataset": "customers", "partitions": [PARTITION]}))  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _messages(pipeline) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (message,) = _messages(pipeline)
+    assert "Pipeline execution rerun-elsewhere ended with status FAILED." in message
+    assert "UnknownDataset" in message
