@@ -100,6 +100,7 @@ def cmd_executions(ctx, args, console: Console) -> int:
 
 
 def cmd_show(ctx, args, console: Console) -> int:
+    from etl.job import metrics_uri
     from etl.storage import read_json
     from lake import render
     from lake.executions import describe
@@ -111,11 +112,13 @@ def cmd_show(ctx, args, console: Console) -> int:
     render.print_result(console, result)
     console.print(f"  input: {json.dumps(result.input)[:300]}")
     dataset = (result.input or {}).get("dataset") if isinstance(result.input, dict) else None
+    storage = _storage(ctx)
+    staging = f"s3://{ctx.resources.staging_bucket}"
     for name in [dataset] if dataset else list(ctx.resources.datasets):
-        uri = result_uri(f"s3://{ctx.resources.staging_bucket}", name, result.name)
-        storage = _storage(ctx)
-        if storage.exists(uri):
-            render.print_dq_outcome(console, read_json(storage, uri))
+        if storage.exists(etl_metrics := metrics_uri(staging, name, result.name)):
+            render.print_etl_outcome(console, read_json(storage, etl_metrics))
+        if storage.exists(dq_result := result_uri(staging, name, result.name)):
+            render.print_dq_outcome(console, read_json(storage, dq_result))
     return 0
 
 

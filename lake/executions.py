@@ -35,6 +35,7 @@ class ExecutionResult:
     states: tuple[StateVisit, ...] = field(default=())
     duration_s: float | None = None
     input: Any = None
+    last_output: Any = None  # the data the last top-level state passed on (notes the pipeline made so far)
 
     @property
     def name(self) -> str:
@@ -111,6 +112,21 @@ def summarize_history(events: list[dict[str, Any]]) -> tuple[StateVisit, ...]:
     )
 
 
+def last_state_output(events: list[dict[str, Any]]) -> Any:
+    """The parsed output of the last state that exited outside a Map iteration (None if there is none)."""
+    depth = 0
+    last = None
+    for event in events:
+        kind = event["type"]
+        if kind == "MapIterationStarted":
+            depth += 1
+        elif kind in ("MapIterationSucceeded", "MapIterationFailed", "MapIterationAborted"):
+            depth = max(0, depth - 1)
+        elif kind.endswith("StateExited") and depth == 0:
+            last = event["stateExitedEventDetails"].get("output")
+    return _json(last)
+
+
 def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
@@ -143,15 +159,17 @@ def describe(sfn: Any, execution_arn: str, described: dict[str, Any] | None = No
     described = described or sfn.describe_execution(executionArn=execution_arn)
     output = described.get("output")
     stop = described.get("stopDate")
+    events = history(sfn, execution_arn)
     return ExecutionResult(
         arn=execution_arn,
         status=described["status"],
         output=json.loads(output) if output else None,
         error=described.get("error"),
         cause=described.get("cause"),
-        states=summarize_history(history(sfn, execution_arn)),
+        states=summarize_history(events),
         duration_s=(stop - described["startDate"]).total_seconds() if stop else None,
         input=_json(described.get("input")),
+        last_output=last_state_output(events),
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -61,13 +63,43 @@ def execution_table(name: str, status: str, states: list[Any], seconds: float | 
     return table
 
 
+def readable_cause(cause: str | None) -> str:
+    """A Glue job run's failure cause is the JobRun as JSON; its ErrorMessage is what names the fault."""
+    try:
+        run = json.loads(cause or "")
+    except json.JSONDecodeError:
+        return (cause or "")[:600]
+    if isinstance(run, dict) and run.get("ErrorMessage"):
+        job = f"Glue job {run.get('JobName', '?')} run {run.get('Id', '?')} {run.get('JobRunState', '')}".strip()
+        return f"{job}: {run['ErrorMessage']}"
+    return (cause or "")[:600]
+
+
 def print_result(console: Console, result: ExecutionResult) -> None:
     console.print(execution_table(result.name, result.status, list(result.states), result.duration_s))
     failed = result.failed_state if result.status != "SUCCEEDED" else None
     if failed is not None:
-        console.print(f"  failed at [bold red]{failed.name}[/]: {failed.error}: {(failed.cause or '')[:600]}")
+        console.print(f"  failed at [bold red]{failed.name}[/]: {failed.error}: {escape(readable_cause(failed.cause))}")
     elif result.status != "SUCCEEDED" and result.error:
-        console.print(f"  [red]{result.error}[/]: {(result.cause or '')[:600]}")
+        console.print(f"  [red]{result.error}[/]: {escape(readable_cause(result.cause))}")
+    crawl = (result.last_output or {}).get("raw_crawl") if isinstance(result.last_output, dict) else None
+    if isinstance(crawl, dict) and crawl.get("note", "ok") != "ok":
+        console.print(f"  [yellow]raw table crawl:[/] {escape(str(crawl['note']))}")
+
+
+def print_etl_outcome(console: Console, metrics: dict) -> None:
+    """Rows in/out and every object the ETL could not read (quarantined, not processed), with its reason."""
+    console.print(f"  rows: {metrics.get('input_rows', 0)} read, {metrics.get('output_rows', 0)} written, "
+                  f"{metrics.get('rejected_rows', 0)} rejected, {metrics.get('duplicates_removed', 0)} duplicates "
+                  f"removed")  # fmt: skip
+    quarantined = metrics.get("quarantined_objects") or []
+    if quarantined:
+        table = Table(title=f"quarantined objects ({len(quarantined)}, not processed)", title_justify="left")
+        for column in ("object", "partition", "reason"):
+            table.add_column(column)
+        for item in quarantined:
+            table.add_row(item.get("object", ""), item.get("partition", ""), item.get("reason", ""))
+        console.print(table)
 
 
 def print_notifications(console: Console, messages: list[dict]) -> None:

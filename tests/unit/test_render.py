@@ -66,3 +66,51 @@ def test_dq_outcome__passed_run_is_one_line():
     console = Console(record=True, width=200)
     render.print_dq_outcome(console, {"outcome": "Passed", "rules_passed": 12, "row_count": 400, "rules": []})
     assert console.export_text().strip() == "data quality: Passed (12 rules, 400 rows)"
+
+
+def test_print_result__glue_failure_shows_the_job_runs_error_message():
+    import dataclasses
+    import json
+
+    error = "FileNotFoundError: no raw objects for partition ingest_date=2026-11-24"
+    cause = json.dumps({"Id": "jr_1", "JobName": "EtlJob", "JobRunState": "FAILED", "Arguments": {"--x": "y" * 900},
+                        "ErrorMessage": error})  # fmt: skip
+    result = _result("FAILED")
+    states = tuple(dataclasses.replace(s, cause=cause) if s.name == "Run ETL job" else s for s in result.states)
+    text = _text(dataclasses.replace(result, states=states)).replace("\n", "")
+    assert f"Glue job EtlJob run jr_1 FAILED: {error}" in text
+    assert "yyyy" not in text
+
+
+def test_print_result__a_failed_crawl_is_noted_even_when_the_run_succeeded():
+    import dataclasses
+
+    note = "crawler orders-raw ended its last crawl FAILED: cannot read s3://raw/orders/ingest_date=1/x.gz"
+    result = dataclasses.replace(_result("SUCCEEDED"), last_output={"raw_crawl": {"note": note}})
+    assert f"raw table crawl: {note}" in _text(result).replace("\n", "")
+    quiet = dataclasses.replace(_result("SUCCEEDED"), last_output={"raw_crawl": {"note": "ok"}})
+    assert "raw table crawl" not in _text(quiet)
+
+
+def test_print_etl_outcome__lists_quarantined_objects_with_reasons():
+    console = Console(record=True, width=200)
+    render.print_etl_outcome(console, {
+        "input_rows": 40, "output_rows": 39, "rejected_rows": 1, "duplicates_removed": 0,
+        "quarantined_objects": [{"object": "s3://raw/orders/ingest_date=2026-11-24/corrupt.csv.gz",
+                                 "partition": "ingest_date=2026-11-24", "reason": "not a valid gzip file"}],
+    })  # fmt: skip
+    text = console.export_text()
+    assert "40 read, 39 written, 1 rejected, 0 duplicates removed" in text
+    assert "quarantined objects (1, not processed)" in text
+    assert "corrupt.csv.gz" in text and "not a valid gzip file" in text
+
+
+def test_last_state_output__ignores_map_iterations():
+    from lake.executions import last_state_output
+
+    def exited(output):
+        return {"type": "PassStateExited", "stateExitedEventDetails": {"name": "s", "output": output}}
+
+    events = [exited('{"raw_crawl": {"note": "ok"}}'), {"type": "MapIterationStarted"}, exited('{"item": 1}'),
+              {"type": "MapIterationSucceeded"}]  # fmt: skip
+    assert last_state_output(events) == {"raw_crawl": {"note": "ok"}}
