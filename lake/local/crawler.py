@@ -5,15 +5,53 @@ background crawl (RUNNING -> STOPPING -> READY) that reads each S3 target (a lak
 table per dataset folder (the first path segment after the target; TablePrefix prepended) with
 Glue/Hive column types, Hive-style partition keys, location, classification and Athena-compatible
 SerDe/Input/OutputFormat, and registers its partitions. A start while a crawl runs raises
-CrawlerRunningException. LastCrawl reports SUCCEEDED/FAILED (ErrorMessage names the unreadable file).
+CrawlerRunningException. LastCrawl reports SUCCEEDED/FAILED, with ErrorMessage on FAILED.
+
+Objects the crawler cannot read or classify do not fail the crawl; they are left out of the table, as AWS
+documents for the real crawler:
+
+- Each object is classified on its own. "If no classifier returns a certainty greater than 0.0, AWS Glue
+  returns the default classification string of UNKNOWN", and "To be classified as CSV, the table schema
+  must have at least two columns and two rows of data" (built-in classifiers, GZIP among the compressed
+  formats that can be classified):
+  https://docs.aws.amazon.com/glue/latest/dg/add-classifier.html
+  So a zero-byte object, a header-only CSV, a single-column CSV or an object no reader understands is
+  classified UNKNOWN here. Only the beginning of an object is sampled to classify it ("the crawler reads
+  either the first 1,000 records or the first megabyte of each file"):
+  https://repost.aws/knowledge-center/glue-crawler-detect-schema
+  A truncated gzip object is therefore classified from the part that decompresses; an object that is not
+  valid UTF-8 is read with the invalid bytes replaced (the CSV classifier rules name no encoding).
+- Objects are grouped into a table only if their data is compatible: "whether the data is of the same
+  format (for example, JSON), the same compression type (for example, GZIP) ... With this option
+  [CombineCompatibleSchemas], the crawler still considers data compatibility":
+  https://docs.aws.amazon.com/glue/latest/dg/crawler-grouping-policy.html
+  The table takes the format and compression of most of its objects. UNKNOWN objects and objects of
+  another format or compression type (a stray .json among CSVs, a .csv.gz among plain CSVs) do not
+  change its columns and do not register partitions. The real crawler "creates multiple tables when your
+  source data files don't use these same configurations", and its logs identify the files that cause it
+  (https://repost.aws/knowledge-center/glue-crawler-multiple-tables); AWS does not document the names of
+  those extra tables, so this emulator creates none and records each left-out object in the crawl's log
+  instead: CloudWatch Logs group `LastCrawl.LogGroup`, stream `LastCrawl.LogStream`, each line starting
+  with `[LastCrawl.MessagePrefix]`, as for a real crawl
+  (https://docs.aws.amazon.com/glue/latest/webapi/API_LastCrawlInfo.html).
+- Compatible objects with other columns are merged by name: a reordered-columns object changes nothing,
+  and an extra column is appended when the schema change policy updates the table.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import fnmatch
+import io
+import itertools
+import logging
 import re
+import tempfile
 import threading
 import time
+import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +59,7 @@ from typing import Any
 
 from etl.storage import LocalStorage, join_uri
 
+_log = logging.getLogger(__name__)
 _install_lock = threading.Lock()
 _active: CrawlerRuntime | None = None
 _originals: dict[str, Any] = {}
@@ -48,6 +87,10 @@ FORMATS = {
         "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
     },
 }
+UNKNOWN = "UNKNOWN"
+SAMPLE_BYTES = 1024 * 1024  # the crawler reads "the first 1,000 records or the first megabyte of each file"
+SAMPLE_RECORDS = 1000
+_CSV_DELIMITERS = ",|\t;\x01"  # the built-in CSV classifier's delimiters
 _DUCKDB_TO_HIVE = {
     "BIGINT": "bigint",
     "INTEGER": "int",
@@ -105,7 +148,7 @@ def _split_top_level(text: str) -> list[str]:
 
 
 def file_format(path: Path) -> tuple[str | None, str]:
-    """(classification, compressionType) from a file name; classification None = not a data file."""
+    """(classification, compressionType) from a file name; classification None: no classifier handles it."""
     name = path.name.lower()
     compression = "gzip" if name.endswith(".gz") else "none"
     stem = name.removesuffix(".gz")
@@ -123,7 +166,8 @@ def infer_columns(path: Path, classification: str) -> list[tuple[str, str]]:
     import duckdb
 
     readers = {
-        "csv": "read_csv(?, auto_detect=true, hive_partitioning=false)",
+        # null_padding: a short (truncated) last row would otherwise make the sniffer see one column.
+        "csv": "read_csv(?, auto_detect=true, hive_partitioning=false, null_padding=true)",
         "json": "read_json_auto(?, hive_partitioning=false)",
         "parquet": "read_parquet(?, hive_partitioning=false)",
     }
@@ -133,6 +177,100 @@ def infer_columns(path: Path, classification: str) -> list[tuple[str, str]]:
     except Exception as exc:
         raise CrawlError(f"cannot read {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
     return [(str(r[0]).lower(), hive_type(str(r[1]))) for r in rows]
+
+
+@dataclass(frozen=True)
+class Head:
+    """The beginning of an object, decompressed: what the classifiers sample."""
+
+    data: bytes
+    whole: bool  # the sample is the entire object
+    problem: str | None = None  # why reading stopped before the end (a corrupt or truncated gzip stream)
+
+
+def read_head(path: Path, compression: str) -> Head:
+    """Up to SAMPLE_BYTES of an object's content; a broken gzip stream yields what decompressed before it."""
+    with path.open("rb") as fh:
+        if compression != "gzip" or path.stat().st_size == 0:
+            data = fh.read(SAMPLE_BYTES + 1)
+            return Head(data[:SAMPLE_BYTES], len(data) <= SAMPLE_BYTES)
+        stream = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        out = bytearray()
+        while len(out) <= SAMPLE_BYTES and not stream.eof and (chunk := fh.read(64 * 1024)):
+            try:
+                out += stream.decompress(chunk)
+            except zlib.error as exc:
+                return Head(bytes(out[:SAMPLE_BYTES]), False, f"corrupt gzip stream ({exc})")
+        if len(out) > SAMPLE_BYTES:
+            return Head(bytes(out[:SAMPLE_BYTES]), False)
+        if not stream.eof:
+            return Head(bytes(out), False, "gzip stream ends early (truncated object)")
+        return Head(bytes(out), not stream.unused_data and not fh.read(1))
+
+
+@dataclass(frozen=True)
+class Classified:
+    """An object's classification (UNKNOWN when no built-in classifier recognises it) and its columns."""
+
+    path: Path
+    classification: str
+    compression: str
+    columns: tuple[tuple[str, str], ...] = ()
+    note: str = ""  # why it is UNKNOWN, or how it was read when the whole object could not be
+
+
+def csv_shape(sample: bytes) -> tuple[int, int]:
+    """(records, columns of the first record) in a CSV sample, with the delimiter the first line uses most."""
+    text = sample.decode("utf-8", errors="replace")
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = max(_CSV_DELIMITERS, key=first.count)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    records = [r for r in itertools.islice(reader, SAMPLE_RECORDS) if any(f.strip() for f in r)]
+    return len(records), len(records[0]) if records else 0
+
+
+def classify(path: Path) -> Classified:
+    """Classify one object as the built-in classifiers do; never raises for unreadable content."""
+    classification, compression = file_format(path)
+    if classification is None:
+        return Classified(path, UNKNOWN, compression, note="no built-in classifier handles this file type")
+    if classification == "parquet":  # the Parquet classifier reads the schema at the end of the file
+        try:
+            return Classified(path, classification, compression, tuple(infer_columns(path, classification)))
+        except CrawlError as exc:
+            return Classified(path, UNKNOWN, compression, note=_reason(exc))
+    head = read_head(path, compression)
+    sample = head.data if head.whole else head.data[: head.data.rfind(b"\n") + 1]  # whole records only
+    if not sample.strip():
+        return Classified(path, UNKNOWN, compression, note=head.problem or "no data (empty object)")
+    if classification == "csv":
+        rows, columns = csv_shape(sample)
+        if rows < 2 or columns < 2:
+            note = f"{rows} row(s) of {columns} column(s); the CSV classifier needs at least two of each"
+            return Classified(path, UNKNOWN, compression, note=note)
+    try:
+        return Classified(path, classification, compression, tuple(infer_columns(path, classification)))
+    except CrawlError as exc:
+        whole_object_error = _reason(exc)
+    try:
+        columns = _infer_sample(sample, classification)
+    except CrawlError:
+        return Classified(path, UNKNOWN, compression, note=whole_object_error)
+    note = f"{head.problem or whole_object_error}; classified from its first {len(sample)} bytes"
+    return Classified(path, classification, compression, tuple(columns), note)
+
+
+def _reason(exc: CrawlError) -> str:
+    """The reader's error without the local path (the log line names the object by its S3 URI)."""
+    cause = exc.__cause__
+    return f"cannot read: {type(cause).__name__}: {str(cause).splitlines()[0]}" if cause else str(exc)
+
+
+def _infer_sample(sample: bytes, classification: str) -> list[tuple[str, str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"sample.{classification}"
+        path.write_text(sample.decode("utf-8", errors="replace"), encoding="utf-8")
+        return infer_columns(path, classification)
 
 
 @dataclass
@@ -146,6 +284,39 @@ class TableScan:
     partitions: dict[tuple[str, ...], str] = field(default_factory=dict)  # values -> location
 
 
+@dataclass(frozen=True)
+class SkippedObject:
+    """An object left out of its table: classified UNKNOWN, or data not compatible with the table's."""
+
+    uri: str
+    table: str
+    classification: str
+    compression: str
+    table_format: tuple[str, str] | None  # the table's (classification, compression); None: no table
+    note: str = ""
+
+    @property
+    def message(self) -> str:
+        found = f"classification {self.classification}, compression {self.compression}"
+        if self.note:
+            found += f" ({self.note})"
+        if self.table_format is None:
+            return f"{self.uri}: {found}; no object in its folder could be classified, table {self.table} not created"
+        if self.classification == UNKNOWN:
+            return f"{self.uri}: {found}; not added to table {self.table}"
+        fmt, compression = self.table_format
+        return (
+            f"{self.uri}: {found}; not added to table {self.table} (classification {fmt}, compression "
+            f"{compression}): a table only combines objects of the same format and compression type"
+        )
+
+
+@dataclass
+class TargetScan:
+    tables: list[TableScan] = field(default_factory=list)
+    skipped: list[SkippedObject] = field(default_factory=list)
+
+
 def table_name(raw: str, prefix: str = "") -> str:
     return prefix + re.sub(r"[^0-9a-z_]+", "_", raw.lower()).strip("_")
 
@@ -154,36 +325,44 @@ def _is_hidden(rel: Path) -> bool:
     return any(part.startswith(("_", ".")) for part in rel.parts)
 
 
-def scan_target(
-    storage: LocalStorage, target: str, exclusions: list[str], prefix: str = ""
-) -> list[TableScan]:
-    """One TableScan per dataset folder under an S3 target path."""
+def scan_target(storage: LocalStorage, target: str, exclusions: list[str], prefix: str = "") -> TargetScan:
+    """One TableScan per dataset folder under an S3 target path, and the objects left out of them."""
     base = storage.local_path(target)
+    result = TargetScan()
     if not base.is_dir():
-        return []
+        return result
     groups: dict[str, list[tuple[Path, Path]]] = {}
     for path in sorted(p for p in base.rglob("*") if p.is_file()):
         rel = path.relative_to(base)
         if _is_hidden(rel) or any(fnmatch.fnmatch(rel.as_posix(), pat) for pat in exclusions):
             continue
-        if file_format(path)[0] is None:
-            continue
         direct = len(rel.parts) == 1 or "=" in rel.parts[0]
         key = "" if direct else rel.parts[0]
         groups.setdefault(key, []).append((path, rel if direct else Path(*rel.parts[1:])))
-    tables = []
     for folder, files in groups.items():
-        name = folder or base.name
+        name = table_name(folder or base.name, prefix)
         location = join_uri(target, folder) + "/" if folder else target.rstrip("/") + "/"
-        classification, compression = file_format(files[0][0])
-        scan = TableScan(table_name(name, prefix), location, classification or "csv", compression)
-        for path, rel in files:
-            _add_file(scan, path, rel)
-        tables.append(scan)
-    return tables
+        objects = [(classify(path), rel) for path, rel in files]
+        fmt = _table_format([obj for obj, _ in objects])
+        scan = TableScan(name, location, *fmt) if fmt else None
+        for obj, rel in objects:
+            if scan is not None and (obj.classification, obj.compression) == fmt:
+                _add_file(scan, obj, rel)
+            else:
+                uri = join_uri(target, obj.path.relative_to(base).as_posix())
+                result.skipped.append(SkippedObject(uri, name, obj.classification, obj.compression, fmt, obj.note))
+        if scan is not None:
+            result.tables.append(scan)
+    return result
 
 
-def _add_file(scan: TableScan, path: Path, rel: Path) -> None:
+def _table_format(objects: list[Classified]) -> tuple[str, str] | None:
+    """The (classification, compression) most objects share; on a tie, that of the first object."""
+    counts = Counter((o.classification, o.compression) for o in objects if o.classification != UNKNOWN)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _add_file(scan: TableScan, obj: Classified, rel: Path) -> None:
     segments = [p.split("=", 1) for p in rel.parts[:-1] if "=" in p]
     keys = [k.lower() for k, _ in segments]
     if not scan.partition_keys and keys:
@@ -192,7 +371,7 @@ def _add_file(scan: TableScan, path: Path, rel: Path) -> None:
         values = tuple(v for _, v in segments)
         scan.partitions.setdefault(values, join_uri(scan.location, *(f"{k}={v}" for k, v in segments)) + "/")
     known = {c for c, _ in scan.columns}
-    for column, kind in infer_columns(path, file_format(path)[0] or scan.classification):
+    for column, kind in obj.columns:
         if column not in known and column not in scan.partition_keys:
             scan.columns.append((column, kind))
             known.add(column)
@@ -288,8 +467,10 @@ class CrawlerRuntime:
     def _crawl(self, crawler: Any, crawl: Any) -> None:
         # Like AWS, the catalog changes at the end of the crawl: a simulated crawl duration passes first.
         time.sleep(self.min_duration_s)
+        skipped: list[SkippedObject] = []
         try:
-            self.crawl_once(crawler)
+            report = self.crawl_once(crawler)
+            skipped = report.skipped if report is not None else []  # a benchmark's stand-in returns None
             status, error = "SUCCEEDED", None
         except Exception as exc:
             status, error = (
@@ -297,6 +478,7 @@ class CrawlerRuntime:
                 str(exc) if isinstance(exc, CrawlError) else f"{type(exc).__name__}: {exc}",
             )
         crawl.local_state = "STOPPING"
+        self._write_log(crawl, skipped, error)
         time.sleep(min(0.05, self.min_duration_s))
         crawl.error_message = error
         crawl.end_time = datetime.now(UTC)
@@ -305,24 +487,56 @@ class CrawlerRuntime:
         crawler.crawl_elapsed_time = 0
         crawl.local_state = "DONE"
 
-    def crawl_once(self, crawler: Any) -> None:
-        """Scan every S3 target and write tables and partitions to the catalog."""
+    def _client(self, service: str) -> Any:
         import boto3
 
-        glue = boto3.client(
-            "glue",
+        return boto3.client(
+            service,
             endpoint_url=self.endpoint_url,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
+
+    def _write_log(self, crawl: Any, skipped: list[SkippedObject], error: str | None) -> None:
+        """The crawl's warnings and error, to CloudWatch Logs where LastCrawl points (and this module's logger)."""
+        lines = [f"[{crawl.message_prefix}] WARN : {s.message}" for s in skipped]
+        if error:
+            lines.append(f"[{crawl.message_prefix}] ERROR : {error}")
+        crawl.local_log = lines
+        if not lines:
+            return
+        for line in lines:
+            _log.warning("%s %s", crawl.log_stream, line)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        logs = self._client("logs")
+        try:
+            for create, kwargs in (
+                (logs.create_log_group, {"logGroupName": crawl.log_group}),
+                (logs.create_log_stream, {"logGroupName": crawl.log_group, "logStreamName": crawl.log_stream}),
+            ):
+                with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                    create(**kwargs)
+            now = int(time.time() * 1000)
+            events = [{"timestamp": now, "message": line} for line in lines]
+            logs.put_log_events(logGroupName=crawl.log_group, logStreamName=crawl.log_stream, logEvents=events)
+        except (BotoCoreError, ClientError) as exc:
+            _log.warning("crawl log not written to CloudWatch Logs: %s", exc)
+
+    def crawl_once(self, crawler: Any) -> TargetScan:
+        """Scan every S3 target and write tables and partitions to the catalog; return what was left out."""
+        glue = self._client("glue")
         update = (crawler.schema_change_policy or {}).get("UpdateBehavior", "UPDATE_IN_DATABASE")
         new_only = (crawler.recrawl_policy or {}).get("RecrawlBehavior") == "CRAWL_NEW_FOLDERS_ONLY"
+        report = TargetScan()
         for target in (crawler.targets or {}).get("S3Targets", []):
-            for scan in scan_target(
-                self.storage, target["Path"], target.get("Exclusions", []), crawler.table_prefix or ""
-            ):
-                self._write(glue, crawler, scan, update, new_only)
+            scan = scan_target(self.storage, target["Path"], target.get("Exclusions", []), crawler.table_prefix or "")
+            for table in scan.tables:
+                self._write(glue, crawler, table, update, new_only)
+            report.tables += scan.tables
+            report.skipped += scan.skipped
+        return report
 
     def _write(self, glue: Any, crawler: Any, scan: TableScan, update: str, new_only: bool) -> None:
         db = crawler.database_name
