@@ -9,6 +9,8 @@ Outputs (see etl/transforms.py for the row-level rules):
 - {staging_uri}/rejects/{dataset}/{partition}/run_id={run_id}/*.json  JSON lines: source_object,
   line_number, raw_record, reason, run_id
 - {staging_uri}/runs/{dataset}/{run_id}/etl_metrics.json
+- {staging_uri}/quarantine/{dataset}/{partition}/run_id={run_id}/objects.json   objects that could not be
+  read (corrupt compression, wrong encoding, wrong format), with reasons; the objects stay in the raw zone
 - {staging_uri}/lineage/{dataset}/{run_id}/<job>-<n>-<eventType>.json
 """
 
@@ -38,11 +40,16 @@ def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
     spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
     spec = load_deployed_dataset(storage, args["datasets_uri"], dataset)
     partitions = parse_partitions(args["partitions"], spec.partition_key)
-    emitter = LineageEmitter(storage, args["staging_uri"], dataset, run_id, f"{dataset}-etl",
-                             url=args.get("lineage_url") or None)
+    emitter = LineageEmitter(
+        storage, args["staging_uri"], dataset, run_id, f"{dataset}-etl", url=args.get("lineage_url") or None
+    )
     inputs = [LineageDataset(join_uri(args["raw_uri"], dataset, p)) for p in partitions]
-    outputs = [LineageDataset(tf.curated_partition_uri(args["curated_uri"], spec, p, run_id),
-                              columns=tuple(tf.column_types(spec))) for p in partitions]
+    outputs = [
+        LineageDataset(
+            tf.curated_partition_uri(args["curated_uri"], spec, p, run_id), columns=tuple(tf.column_types(spec))
+        )
+        for p in partitions
+    ]
     emitter.start(inputs, outputs)
     try:
         metrics = _run(args, spec, partitions, storage, spark)
@@ -53,8 +60,9 @@ def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
     return metrics
 
 
-def _run(args: dict[str, str], spec: DatasetSpec, partitions: list[str], storage: Storage,
-         spark: Any) -> dict[str, Any]:
+def _run(
+    args: dict[str, str], spec: DatasetSpec, partitions: list[str], storage: Storage, spark: Any
+) -> dict[str, Any]:
     from pyspark import StorageLevel
 
     run_id = args["run_id"]
@@ -62,6 +70,12 @@ def _run(args: dict[str, str], spec: DatasetSpec, partitions: list[str], storage
     objects = list_partition_objects(storage, args["raw_uri"], spec, partitions)
     all_objects = [o for p in partitions for o in objects[p]]
     plan = tf.plan_sources(storage, all_objects, spec)
+    for partition in partitions:
+        write_json(storage, tf.quarantine_uri(args["staging_uri"], spec, partition, run_id),
+                   [q for q in plan.quarantined if q["partition"] == partition])  # fmt: skip
+    data_lines = dict(plan.data_lines)
+    if spec.format == "parquet":
+        data_lines.update(tf.parquet_rows(spark, storage, plan.readable))
 
     enforced = tf.enforce_schema(tf.read_records(spark, storage, plan, spec, args["raw_uri"]), spec)
     enforced = enforced.persist(StorageLevel.MEMORY_AND_DISK)
@@ -80,7 +94,7 @@ def _run(args: dict[str, str], spec: DatasetSpec, partitions: list[str], storage
                 path = storage.spark_path(tf.reject_partition_uri(args["staging_uri"], spec, partition, run_id))
                 tf.write_empty(spark, schema, path, "json")
 
-        total_valid = sum(c["input_rows"] - c["rejected_rows"] for c in counts.values())
+        total_valid = sum(c["parsed_rows"] - c["rejected_rows"] for c in counts.values())
         curated = tf.add_provenance(tf.deduplicate(valid, spec), spec, run_id, ingested_at)
         if total_valid:
             tf.write_curated(curated, storage, args["curated_uri"], spec, run_id, tf.file_count(total_valid))
@@ -91,20 +105,22 @@ def _run(args: dict[str, str], spec: DatasetSpec, partitions: list[str], storage
     for partition in partitions:
         value = partition.split("=", 1)[1]
         path = storage.spark_path(tf.curated_partition_uri(args["curated_uri"], spec, partition, run_id))
-        input_rows = counts.get(value, {}).get("input_rows", 0)
-        rejected_rows = counts.get(value, {}).get("rejected_rows", 0)
-        if input_rows - rejected_rows == 0:
+        count = counts.get(value, {"parsed_rows": 0, "rejected_rows": 0, "distinct_keys": 0})
+        if count["parsed_rows"] - count["rejected_rows"] == 0:
             tf.write_empty(spark, curated.drop(spec.partition_key).schema, path, "parquet")
             output_rows = 0
         else:
             output_rows = spark.read.parquet(path).count()  # Parquet footers only: cheap, checks the write
+        readable = [o for o in plan.readable if o.partition == partition]
         per_partition[partition] = {
-            "input_rows": input_rows,
+            "input_rows": sum(data_lines.get(o.uri, 0) for o in readable),
             "output_rows": output_rows,
-            "rejected_rows": rejected_rows,
-            "duplicates_removed": input_rows - rejected_rows - output_rows,
+            "rejected_rows": count["rejected_rows"],
+            "duplicates_removed": count["parsed_rows"] - count["rejected_rows"] - count["distinct_keys"],
             "source_objects": len(objects[partition]),
+            "quarantined_objects": sum(1 for q in plan.quarantined if q["partition"] == partition),
         }
+        check_balance(partition, per_partition[partition], parsed_rows=count["parsed_rows"])
     metrics = {
         "dataset": spec.name,
         "run_id": run_id,
@@ -114,15 +130,28 @@ def _run(args: dict[str, str], spec: DatasetSpec, partitions: list[str], storage
         "empty_objects": sorted(plan.empty_objects),
         "extra_columns": sorted(plan.extra_columns),
         "missing_columns": sorted(plan.missing_columns),
+        "quarantined_objects": plan.quarantined,
+        "quarantined_count": len(plan.quarantined),
         "reject_reasons": dict(sorted(reasons.items())),
         "per_partition": per_partition,
     }
     for key in ("input_rows", "output_rows", "rejected_rows", "duplicates_removed"):
         metrics[key] = sum(p[key] for p in per_partition.values())
-    if metrics["input_rows"] != metrics["output_rows"] + metrics["rejected_rows"] + metrics["duplicates_removed"]:
-        raise RuntimeError(f"row accounting does not balance: {metrics}")
     write_json(storage, metrics_uri(args["staging_uri"], spec.name, run_id), metrics)
     return metrics
+
+
+def check_balance(partition: str, counts: dict[str, int], parsed_rows: int) -> None:
+    """Every data line of the partition's readable objects (counted on the driver, independently of the
+    Spark parser) must end up written, rejected or removed as a duplicate (valid rows minus distinct
+    keys, counted independently of the deduplication); otherwise rows were lost and the run fails."""
+    accounted = counts["output_rows"] + counts["rejected_rows"] + counts["duplicates_removed"]
+    if counts["input_rows"] != accounted:
+        raise RuntimeError(
+            f"row accounting does not balance for {partition}: its objects hold {counts['input_rows']} data lines "
+            f"and Spark parsed {parsed_rows} rows, but {counts['output_rows']} were written + "
+            f"{counts['rejected_rows']} rejected + {counts['duplicates_removed']} duplicates = {accounted}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     storage = storage_for(args.get("lake_root"))
     spark = build_spark(f"{args['dataset']}-etl")
     metrics = run(args, storage, spark)
-    print(f"{args['dataset']} run {args['run_id']}: {metrics['input_rows']} input, {metrics['output_rows']} "
-          f"output, {metrics['rejected_rows']} rejected, {metrics['duplicates_removed']} duplicates removed")
+    print(
+        f"{args['dataset']} run {args['run_id']}: {metrics['input_rows']} input, {metrics['output_rows']} "
+        f"output, {metrics['rejected_rows']} rejected, {metrics['duplicates_removed']} duplicates removed"
+    )
     return 0
 
 

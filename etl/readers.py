@@ -1,17 +1,23 @@
-"""Driver-side helpers that look at raw objects without Spark: list partitions, read a file's first line.
+"""Driver-side helpers that look at raw objects without Spark: list partitions, read a file's first line,
+and inspect each object of a run once (`inspect_object`).
 
-Only the first bytes of an object are fetched (a ranged GET on S3), so planning a run costs one small
-request per raw object, never a scan of the whole raw zone.
+`read_head` fetches only the first bytes of an object (a ranged GET on S3). `inspect_object` streams the
+whole object once, on the driver, because two things can only be known from all of it: whether it can be
+read at all (a truncated gzip stream or an undecodable byte may sit in the last block, and Spark would
+fail the whole job on it), and how many data lines it holds, counted here independently of the Spark
+parser so that a row lost anywhere downstream breaks the run's row accounting.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import json
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from etl.spec import DatasetSpec, normalise_column_name
 from etl.storage import LocalStorage, S3Storage, Storage, join_uri
@@ -96,23 +102,6 @@ def read_head(storage: Storage, uri: str, max_bytes: int = HEAD_BYTES) -> bytes:
     return storage.read_text(uri).encode("utf-8")[:max_bytes]
 
 
-def first_line(storage: Storage, uri: str, spec: DatasetSpec) -> str | None:
-    """The first non-blank line of an object (BOM and line ending stripped); None for an empty object."""
-    data = read_head(storage, uri)
-    if is_gzip(uri, spec) and data:
-        try:
-            data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data)
-        except zlib.error as error:
-            raise ValueError(f"{uri}: not a valid gzip file ({error})") from error
-    encoding = spec.reader_option("encoding", "UTF-8") or "UTF-8"
-    text = codecs.decode(data, encoding, errors="replace")
-    for line in text.splitlines():
-        line = line.removeprefix(BOM)
-        if line.strip():
-            return line
-    return None
-
-
 def split_header(line: str, spec: DatasetSpec) -> list[str]:
     """Header line -> normalised column names (duplicates after normalisation get a `__<n>` suffix)."""
     delimiter = spec.reader_option("delimiter", ",") or ","
@@ -127,3 +116,166 @@ def split_header(line: str, spec: DatasetSpec) -> list[str]:
             candidate = f"{name}__{n}"
         names.append(candidate)
     return names
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
+STREAM_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectCheck:
+    """What one pass over a raw object found: its first non-blank line, its data lines, or why it cannot
+    be read (then it is quarantined and none of its lines count as input)."""
+
+    first_line: str | None = None
+    data_lines: int = 0
+    header_lines: int = 0  # lines equal to the header (the header itself and any repeats)
+    problem: str | None = None
+
+
+def open_object(storage: Storage, uri: str) -> IO[bytes]:
+    """A binary stream of the whole object (as stored)."""
+    if isinstance(storage, LocalStorage):
+        return storage.local_path(uri).open("rb")
+    if isinstance(storage, S3Storage):
+        from etl.storage import split_s3_uri
+
+        bucket, key = split_s3_uri(uri)
+        return storage.client.get_object(Bucket=bucket, Key=key)["Body"]
+    import io
+
+    return io.BytesIO(storage.read_text(uri).encode("utf-8"))
+
+
+def _decompressed(stream: IO[bytes], gzip: bool) -> Iterator[bytes]:
+    """Chunks of the object's content; raises ValueError naming what is wrong with a gzip stream."""
+    if not gzip:
+        while chunk := stream.read(STREAM_CHUNK):
+            yield chunk
+        return
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    compressed = 0
+    while chunk := stream.read(STREAM_CHUNK):
+        compressed += len(chunk)
+        while chunk:
+            if inflater.eof:  # the next member of a concatenated gzip file (what `cat a.gz b.gz` makes)
+                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                yield inflater.decompress(chunk)
+            except zlib.error as error:
+                raise ValueError(f"not a valid gzip stream ({error})") from error
+            chunk = inflater.unused_data if inflater.eof else b""
+    if compressed and not inflater.eof:
+        raise ValueError("truncated gzip stream (the file ends before the end of the compressed data)")
+
+
+def inspect_object(storage: Storage, uri: str, spec: DatasetSpec) -> ObjectCheck:
+    """Stream a CSV or JSON-lines object once: decompress, decode strictly with the declared encoding, and
+    count non-blank lines. A problem that makes the whole object unreadable is returned, not raised."""
+    encoding = spec.reader_option("encoding", "UTF-8") or "UTF-8"
+    gzip = is_gzip(uri, spec)
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    first: str | None = None
+    lines = header_lines = 0
+    pending = ""
+    offset = line_number = 0
+    try:
+        with contextlib.closing(open_object(storage, uri)) as stream:
+            head = stream.read(len(GZIP_MAGIC))
+            if not gzip and head == GZIP_MAGIC:
+                return ObjectCheck(
+                    problem="gzip-compressed content, but the object name does not end in .gz "
+                    f"and the dataset's compression is {spec.compression}"
+                )
+            if gzip and head and head != GZIP_MAGIC:
+                return ObjectCheck(problem="not gzip-compressed, but the object name ends in .gz")
+            chunks = _decompressed(_Prefixed(head, stream), gzip)
+            for chunk in chunks:
+                if b"\x00" in chunk and encoding.upper().replace("-", "") == "UTF8":
+                    where = offset + chunk.index(0)
+                    return ObjectCheck(problem=f"binary content (a NUL byte at byte {where}), not {spec.format} text")
+                try:
+                    text = decoder.decode(chunk)
+                except UnicodeDecodeError as error:
+                    bad = chunk[error.start : error.start + 1].hex()
+                    done = pending + chunk[: error.start].decode(encoding, errors="replace")
+                    return ObjectCheck(
+                        problem=f"not valid {encoding}: byte 0x{bad} on line "
+                        f"{line_number + done.count(chr(10)) + 1} (byte {offset + error.start}); "
+                        f"convert the file to {encoding} or set reader.encoding in dataset.yaml"
+                    )
+                offset += len(chunk)
+                # Spark's text reader ends lines at \n, \r\n and a lone \r; the extra empty lines this makes
+                # of \r\n are blank and never counted.
+                text = (pending + text).replace("\r", "\n")
+                parts = text.split("\n")
+                pending = parts.pop()
+                line_number += len(parts)
+                for line in parts:
+                    first, lines, header_lines = _count(line, first, lines, header_lines)
+            tail = (pending + decoder.decode(b"", final=True)).replace("\r", "\n")
+    except ValueError as error:  # a broken gzip stream, or a truncated multi-byte character at the end
+        return ObjectCheck(problem=str(error))
+    for line in tail.split("\n"):
+        first, lines, header_lines = _count(line, first, lines, header_lines)
+    problem = _format_problem(first, spec)
+    if problem:
+        return ObjectCheck(first_line=first, problem=problem)
+    data_lines = lines - header_lines if spec.format == "csv" and _header(spec) else lines
+    return ObjectCheck(first_line=first, data_lines=data_lines, header_lines=header_lines)
+
+
+class _Prefixed:
+    """A stream with some already-read bytes put back in front."""
+
+    def __init__(self, prefix: bytes, stream: IO[bytes]) -> None:
+        self._prefix = prefix
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+            return data + self._stream.read(max(0, size - len(data))) if size > 0 else data + self._stream.read()
+        return self._stream.read(size)
+
+
+def _header(spec: DatasetSpec) -> bool:
+    return (spec.reader_option("header", "true") or "true").lower() == "true"
+
+
+def _count(line: str, first: str | None, lines: int, header_lines: int) -> tuple[str | None, int, int]:
+    """Count one line as Spark's pipeline sees it: blank means only spaces (Spark's trim), BOM stripped."""
+    if first is None:
+        line = line.removeprefix(BOM)
+    if not line.strip(" "):
+        return first, lines, header_lines
+    if first is None:
+        first = line
+    return first, lines + 1, header_lines + (line == first)
+
+
+def _format_problem(first: str | None, spec: DatasetSpec) -> str | None:
+    """An object of another format than the dataset's (e.g. a JSON file dropped into a CSV dataset)."""
+    if first is None:
+        return None
+    start = first.lstrip()[:1]
+    if spec.format == "csv" and start in ("{", "["):
+        delimiter = spec.reader_option("delimiter", ",") or ","
+        try:
+            json.loads(first)
+            return "JSON content, but the dataset's format is csv"
+        except json.JSONDecodeError:
+            if delimiter not in first:
+                return "JSON-like content, but the dataset's format is csv"
+    if spec.format == "json" and start != "{":
+        return "not JSON lines (the first line is not a JSON object), but the dataset's format is json"
+    return None
+
+
+def check_parquet(storage: Storage, uri: str) -> str | None:
+    """Why a Parquet dataset's object is not a Parquet file (None when it starts with the Parquet magic)."""
+    head = read_head(storage, uri, len(PARQUET_MAGIC))
+    if not head:
+        return None
+    return None if head == PARQUET_MAGIC else "not a Parquet file (no PAR1 magic), but the dataset's format is parquet"

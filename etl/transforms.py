@@ -42,7 +42,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from etl.readers import BOM, RawObject, first_line, split_header
+from etl.readers import BOM, RawObject, check_parquet, inspect_object, split_header
 from etl.spec import DECIMAL_TYPE, Column, DatasetSpec, normalise_column_name
 from etl.storage import Storage, join_uri
 
@@ -70,30 +70,51 @@ class SourcePlan:
     empty_objects: list[str] = field(default_factory=list)
     extra_columns: set[str] = field(default_factory=set)
     missing_columns: set[str] = field(default_factory=set)
+    quarantined: list[dict[str, str]] = field(default_factory=list)  # {object, partition, reason}
+    data_lines: dict[str, int] = field(default_factory=dict)  # object URI -> data lines (CSV, JSON lines)
 
     @property
     def readable(self) -> list[RawObject]:
-        empty = set(self.empty_objects)
-        return [o for o in self.objects if o.uri not in empty]
+        skipped = set(self.empty_objects) | {q["object"] for q in self.quarantined}
+        return [o for o in self.objects if o.uri not in skipped]
 
 
 def plan_sources(storage: Storage, objects: list[RawObject], spec: DatasetSpec) -> SourcePlan:
-    """Read each CSV object's header (first bytes only); find empty objects and schema drift."""
+    """Inspect every object once on the driver (see etl/readers.py): quarantine the unreadable ones with
+    their reason, count data lines, read CSV headers, and find empty objects and schema drift."""
     plan = SourcePlan(objects=list(objects))
     for obj in objects:
         if spec.compression == "gzip" and not obj.uri.lower().endswith((".gz", ".gzip")):
-            raise ValueError(f"{obj.uri}: compression is gzip but the object name does not end in .gz")
+            plan.quarantined.append(_quarantine(obj, "the dataset's compression is gzip but the object name does "
+                                                     "not end in .gz"))  # fmt: skip
+            continue
+        if spec.format == "parquet":
+            if problem := check_parquet(storage, obj.uri):
+                plan.quarantined.append(_quarantine(obj, problem))
+            continue
+        check = inspect_object(storage, obj.uri, spec)
+        if check.problem:
+            plan.quarantined.append(_quarantine(obj, check.problem))
+            continue
+        if check.first_line is None:
+            plan.empty_objects.append(obj.uri)
+            continue
+        plan.data_lines[obj.uri] = check.data_lines
         if spec.format != "csv":
             continue
-        line = first_line(storage, obj.uri, spec) if _header_enabled(spec) else None
+        line = check.first_line if _header_enabled(spec) else None
         if line is None:
-            plan.empty_objects.append(obj.uri)
+            plan.headers.setdefault("", []).append(obj)
             continue
         plan.headers.setdefault(line, []).append(obj)
         names = split_header(line, spec)
         plan.extra_columns.update(n for n in names if n not in spec.column_names)
         plan.missing_columns.update(c for c in spec.column_names if c not in names)
     return plan
+
+
+def _quarantine(obj: RawObject, reason: str) -> dict[str, str]:
+    return {"object": obj.uri, "partition": obj.partition, "reason": reason}
 
 
 def _header_enabled(spec: DatasetSpec) -> bool:
@@ -110,8 +131,9 @@ def _source_columns(spec: DatasetSpec, raw_uri: str) -> list[SparkColumn]:
     return [source, F.url_decode(F.regexp_replace(partition, r"\+", "%2B")).alias(spec.partition_key)]
 
 
-def _text_lines(spark: SparkSession, storage: Storage, objects: Iterable[RawObject], spec: DatasetSpec,
-                raw_uri: str) -> DataFrame:
+def _text_lines(
+    spark: SparkSession, storage: Storage, objects: Iterable[RawObject], spec: DatasetSpec, raw_uri: str
+) -> DataFrame:
     """Non-blank lines of text objects: source object, partition value, line (BOM stripped, decoded)."""
     paths = [storage.spark_path(o.uri) for o in objects]
     lines = spark.read.text(paths).select(*_source_columns(spec, raw_uri), F.col("value"))
@@ -161,16 +183,17 @@ def _header_hint(names: list[str], header: str, spec: DatasetSpec) -> str:
     return ""
 
 
-def read_csv(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec,
-             raw_uri: str) -> DataFrame | None:
+def read_csv(
+    spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec, raw_uri: str
+) -> DataFrame | None:
     """CSV objects -> one string column per spec column, `_raw_record`, `_line_number`, `_problem`."""
     frames: list[DataFrame] = []
     options = _csv_options(spec)
     for header, objects in plan.headers.items():
-        names = split_header(header, spec)
+        names = split_header(header, spec) if header else list(spec.column_names)  # "": no header line
         schema = ", ".join(f"`c{i}` STRING" for i in range(len(names))) + f", `{CORRUPT}` STRING"
         lines = _text_lines(spark, storage, objects, spec, raw_uri)
-        if _header_enabled(spec):
+        if header:  # every line equal to the header is a header line (files concatenated with their headers)
             lines = lines.where(F.col("value") != F.lit(header))
         parsed = lines.withColumn("p", F.from_csv(F.col("value"), schema, options))
         fields = {name: F.col(f"p.c{i}") for i, name in enumerate(names)}
@@ -180,18 +203,25 @@ def read_csv(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: Data
             text = _header_hint(names, header, spec) + "; ".join(f"missing required column {m}" for m in missing)
             problem = problem.otherwise(F.lit(text))
         else:
-            problem = problem.when(F.col(f"p.{CORRUPT}").isNotNull(),
-                                   _malformed_reason(F.col("value"), len(names), spec))
-        frames.append(parsed.select(
-            SOURCE_OBJECT, spec.partition_key,
-            *[fields.get(c.name, F.lit(None).cast("string")).alias(c.name) for c in spec.columns],
-            F.col("value").alias(RAW), F.lit(None).cast("long").alias(LINE), problem.alias(PROBLEM),
-        ))
+            problem = problem.when(
+                F.col(f"p.{CORRUPT}").isNotNull(), _malformed_reason(F.col("value"), len(names), spec)
+            )
+        frames.append(
+            parsed.select(
+                SOURCE_OBJECT,
+                spec.partition_key,
+                *[fields.get(c.name, F.lit(None).cast("string")).alias(c.name) for c in spec.columns],
+                F.col("value").alias(RAW),
+                F.lit(None).cast("long").alias(LINE),
+                problem.alias(PROBLEM),
+            )
+        )
     return _union(frames)
 
 
-def read_json_lines(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec,
-                    raw_uri: str) -> DataFrame | None:
+def read_json_lines(
+    spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec, raw_uri: str
+) -> DataFrame | None:
     """JSON-lines objects (one object per line); keys matched by normalised name."""
     if not plan.readable:
         return None
@@ -211,16 +241,22 @@ def read_json_lines(spark: SparkSession, storage: Storage, plan: SourcePlan, spe
         return candidates[0] if len(candidates) == 1 else F.coalesce(*candidates)
 
     columns = {c.name: value(c.name) for c in spec.columns}
-    problem = (F.when(F.col("m").isNull(), F.lit("malformed JSON line"))
-               .when(_invalid_utf8([F.col("value")]), F.lit("invalid UTF-8 bytes in row")))
+    problem = F.when(F.col("m").isNull(), F.lit("malformed JSON line")).when(
+        _invalid_utf8([F.col("value")]), F.lit("invalid UTF-8 bytes in row")
+    )
     return parsed.select(
-        SOURCE_OBJECT, spec.partition_key, *[v.alias(k) for k, v in columns.items()],
-        F.col("value").alias(RAW), F.lit(None).cast("long").alias(LINE), problem.alias(PROBLEM),
+        SOURCE_OBJECT,
+        spec.partition_key,
+        *[v.alias(k) for k, v in columns.items()],
+        F.col("value").alias(RAW),
+        F.lit(None).cast("long").alias(LINE),
+        problem.alias(PROBLEM),
     )
 
 
-def read_parquet(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec,
-                 raw_uri: str) -> DataFrame | None:
+def read_parquet(
+    spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec, raw_uri: str
+) -> DataFrame | None:
     """Parquet objects; typed values are turned back to text in the spec's format, then enforced."""
     if not plan.readable:
         return None
@@ -241,14 +277,15 @@ def read_parquet(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: 
     missing = [c.name for c in spec.columns if c.name not in source and not c.nullable]
     problem = F.lit("; ".join(f"missing required column {m}" for m in missing) or None).cast("string")
     return df.select(
-        *_source_columns(spec, raw_uri), *[as_text(c).alias(c.name) for c in spec.columns],
+        *_source_columns(spec, raw_uri),
+        *[as_text(c).alias(c.name) for c in spec.columns],
         F.to_json(F.struct(*[F.col(f"`{n}`") for n in df.columns])).alias(RAW),
-        F.lit(None).cast("long").alias(LINE), problem.alias(PROBLEM),
+        F.lit(None).cast("long").alias(LINE),
+        problem.alias(PROBLEM),
     )
 
 
-def read_records(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec,
-                 raw_uri: str) -> DataFrame:
+def read_records(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec, raw_uri: str) -> DataFrame:
     """Dispatch on the spec's format. Always returns a DataFrame (empty when there is nothing to read)."""
     reader = {"csv": read_csv, "json": read_json_lines, "parquet": read_parquet}[spec.format]
     df = reader(spark, storage, plan, spec, raw_uri)
@@ -258,8 +295,11 @@ def read_records(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: 
 def raw_schema(spec: DatasetSpec) -> T.StructType:
     fields = [T.StructField(SOURCE_OBJECT, T.StringType()), T.StructField(spec.partition_key, T.StringType())]
     fields += [T.StructField(c.name, T.StringType()) for c in spec.columns]
-    fields += [T.StructField(RAW, T.StringType()), T.StructField(LINE, T.LongType()),
-               T.StructField(PROBLEM, T.StringType())]
+    fields += [
+        T.StructField(RAW, T.StringType()),
+        T.StructField(LINE, T.LongType()),
+        T.StructField(PROBLEM, T.StringType()),
+    ]
     return T.StructType(fields)
 
 
@@ -304,8 +344,12 @@ def enforce_schema(df: DataFrame, spec: DatasetSpec) -> DataFrame:
         value = cast_column(raw, column)
         typed[column.name] = value
         shown = F.substring(raw, 1, 200)
-        reasons.append(F.when(raw.isNotNull() & value.isNull(), F.concat(
-            F.lit(f"column {column.name}: '"), shown, F.lit(f"' is not {_describe(column)}"))))
+        reasons.append(
+            F.when(
+                raw.isNotNull() & value.isNull(),
+                F.concat(F.lit(f"column {column.name}: '"), shown, F.lit(f"' is not {_describe(column)}")),
+            )
+        )
         if not column.nullable:
             reasons.append(F.when(raw.isNull(), F.lit(f"column {column.name}: is null")))
     cast_reason = F.concat_ws("; ", *reasons)
@@ -367,15 +411,24 @@ def reject_partition_uri(staging_uri: str, spec: DatasetSpec, partition: str, ru
     return join_uri(staging_uri, "rejects", spec.name, partition, f"{RUN_FOLDER}={run_id}")
 
 
-def write_curated(df: DataFrame, storage: Storage, curated_uri: str, spec: DatasetSpec, run_id: str,
-                  num_files: int, rows_per_file: int = TARGET_ROWS_PER_FILE) -> None:
+def write_curated(
+    df: DataFrame,
+    storage: Storage,
+    curated_uri: str,
+    spec: DatasetSpec,
+    run_id: str,
+    num_files: int,
+    rows_per_file: int = TARGET_ROWS_PER_FILE,
+) -> None:
     """Write Parquet to {curated}/{dataset}/{key}={value}/run_id={run_id}/, replacing only those folders."""
     out = df.withColumn(RUN_FOLDER, F.lit(run_id)).coalesce(num_files)
-    (out.write.mode("overwrite")
+    (
+        out.write.mode("overwrite")
         .option("partitionOverwriteMode", "dynamic")
         .option("maxRecordsPerFile", rows_per_file)
         .partitionBy(spec.partition_key, RUN_FOLDER)
-        .parquet(storage.spark_path(join_uri(curated_uri, spec.name))))
+        .parquet(storage.spark_path(join_uri(curated_uri, spec.name)))
+    )
 
 
 def write_empty(spark: SparkSession, schema: T.StructType, path: str, fmt: str) -> None:
@@ -383,32 +436,57 @@ def write_empty(spark: SparkSession, schema: T.StructType, path: str, fmt: str) 
     spark.createDataFrame([], schema).coalesce(1).write.mode("overwrite").format(fmt).save(path)
 
 
-def write_rejects(df: DataFrame, storage: Storage, staging_uri: str, spec: DatasetSpec, run_id: str,
-                  partition: str) -> None:
+def write_rejects(
+    df: DataFrame, storage: Storage, staging_uri: str, spec: DatasetSpec, run_id: str, partition: str
+) -> None:
     """JSON lines of one partition's rejects (one file), replacing the folder."""
     value = partition.split("=", 1)[1]
-    (df.where(F.col(spec.partition_key) == value).drop(spec.partition_key).coalesce(1)
-       .write.mode("overwrite").option("ignoreNullFields", "false")
-       .json(storage.spark_path(reject_partition_uri(staging_uri, spec, partition, run_id))))
+    (
+        df.where(F.col(spec.partition_key) == value)
+        .drop(spec.partition_key)
+        .coalesce(1)
+        .write.mode("overwrite")
+        .option("ignoreNullFields", "false")
+        .json(storage.spark_path(reject_partition_uri(staging_uri, spec, partition, run_id)))
+    )
 
 
 def column_types(spec: DatasetSpec) -> list[tuple[str, str]]:
     """(name, type) of the curated files' columns, for lineage and the catalog."""
     return [(c.name, c.type) for c in spec.columns] + [
-        (SOURCE_OBJECT, "string"), (INGESTED_AT, "timestamp"), (RUN_ID, "string")]
+        (SOURCE_OBJECT, "string"),
+        (INGESTED_AT, "timestamp"),
+        (RUN_ID, "string"),
+    ]
 
 
 def count_by_partition(df: DataFrame, spec: DatasetSpec) -> dict[str, dict[str, int]]:
-    """{partition value: {input_rows, rejected_rows}} in one aggregation."""
-    rows = df.groupBy(spec.partition_key).agg(
-        F.count(F.lit(1)).alias("input_rows"),
-        F.count(F.col(REASON)).alias("rejected_rows"),
-    ).collect()
-    return {r[0]: {"input_rows": int(r[1]), "rejected_rows": int(r[2])} for r in rows}
+    """{partition value: {parsed_rows, rejected_rows, distinct_keys}} in one aggregation. `distinct_keys`
+    counts the primary keys of the valid rows, so duplicates are known without trusting deduplicate()."""
+    valid_key = F.when(F.col(REASON).isNull(), F.struct(*[F.col(k) for k in spec.primary_key]))
+    distinct = F.count_distinct(valid_key) if spec.primary_key else F.count(F.when(F.col(REASON).isNull(), 1))
+    rows = (
+        df.groupBy(spec.partition_key)
+        .agg(
+            F.count(F.lit(1)).alias("parsed_rows"),
+            F.count(F.col(REASON)).alias("rejected_rows"),
+            distinct.alias("distinct_keys"),
+        )
+        .collect()
+    )
+    return {r[0]: {"parsed_rows": int(r[1]), "rejected_rows": int(r[2]), "distinct_keys": int(r[3])} for r in rows}
+
+
+def parquet_rows(spark: SparkSession, storage: Storage, objects: Iterable[RawObject]) -> dict[str, int]:
+    """Rows of each Parquet object from its footer (a metadata-only count per object)."""
+    return {o.uri: spark.read.parquet(storage.spark_path(o.uri)).count() for o in objects}
+
+
+def quarantine_uri(staging_uri: str, spec: DatasetSpec, partition: str, run_id: str) -> str:
+    return join_uri(staging_uri, "quarantine", spec.name, partition, f"{RUN_FOLDER}={run_id}", "objects.json")
 
 
 def reason_counts(rejects: DataFrame) -> dict[str, int]:
     """Reject counts by the reason's first clause with the value removed (e.g. `column amount`)."""
     kind = F.regexp_extract(F.col("reason"), r"^([^:;]*)", 1)
     return {r[0]: int(r[1]) for r in rejects.groupBy(kind).count().collect()}
-

@@ -56,14 +56,19 @@ def curated_rows(spark, tmp_path: Path, partition: str = PART, run_id: str = "ru
     return sorted(spark.read.parquet(str(folder)).collect(), key=lambda r: r.order_id)
 
 
-def assert_balanced(metrics: dict) -> None:
-    assert metrics["input_rows"] == (
-        metrics["output_rows"] + metrics["rejected_rows"] + metrics["duplicates_removed"]
-    )
-    for counts in metrics["per_partition"].values():
-        assert counts["input_rows"] == (
-            counts["output_rows"] + counts["rejected_rows"] + counts["duplicates_removed"]
-        )
+def data_lines(*texts: str) -> int:
+    """The test's own count of data rows: non-blank lines that are not their file's header line."""
+    count = 0
+    for text in texts:
+        lines = [line for line in text.splitlines() if line.strip()]
+        count += sum(1 for line in lines[1:] if line != lines[0])
+    return count
+
+
+def assert_balanced(metrics: dict, input_rows: int) -> None:
+    """`input_rows` is known to the test (it wrote the lines), never taken from the metrics."""
+    assert metrics["input_rows"] == input_rows
+    assert input_rows == metrics["output_rows"] + metrics["rejected_rows"] + metrics["duplicates_removed"]
 
 
 def test_run__good_file_typed_with_provenance(spark, tmp_path, repo_root):
@@ -100,15 +105,14 @@ def test_run__malformed_rows_rejected_with_reasons(spark, tmp_path, repo_root):
     storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": bad.encode()})
     metrics = run(job_args(), storage, spark)
     assert (metrics["input_rows"], metrics["output_rows"], metrics["rejected_rows"]) == (6, 1, 5)
-    assert_balanced(metrics)
+    assert_balanced(metrics, data_lines(bad))
     by_id = {r["raw_record"].split(",")[0].strip('"'): r for r in rejects(tmp_path)}
     assert by_id["o3"]["reason"] == "malformed CSV row: expected 9 fields, got 5"
     assert by_id["o3"]["raw_record"] == "o3,c3,2026-11-24 10:00:00,placed,EUR"
     assert by_id["o4"]["reason"] == "column amount: 'abc' is not decimal(12,2)"
     assert by_id["o5"]["reason"] == "column order_ts: '24/11/2026' is not timestamp (yyyy-MM-dd HH:mm:ss)"
     assert by_id["o6"]["reason"] == (
-        "column customer_id: is null; column amount: '1.239' is not decimal(12,2); "
-        "column quantity: '2.5' is not int"
+        "column customer_id: is null; column amount: '1.239' is not decimal(12,2); column quantity: '2.5' is not int"
     )
     assert by_id["o7"]["reason"] == "malformed CSV row: unclosed quote"
     for record in by_id.values():
@@ -136,16 +140,19 @@ def test_run__wrong_delimiter_rejects_every_row(spark, tmp_path, repo_root):
     assert reject["raw_record"] == ROW1.replace(",", ";").rstrip("\n")
 
 
-def test_run__non_utf8_bytes_rejected(spark, tmp_path, repo_root):
-    data = (
-        HEADER + ROW1
-    ).encode() + b"o9,c9,2026-11-24 10:00:00,placed,EUR,1.00,1,M\xe9xico\xff,2026-11-24 10:00:00\n"
-    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": data})
+def test_run__object_not_in_the_declared_encoding_is_quarantined_not_half_read(spark, tmp_path, repo_root):
+    """A Windows-1252 file in a UTF-8 dataset: every row with an accent would be garbled or rejected, the
+    others published; the whole object is set aside instead, named with the first bad byte."""
+    data = (HEADER + ROW1).encode() + b"o9,c9,2026-11-24 10:00:00,placed,EUR,1.00,1,M\xe9xico,2026-11-24 10:00:00\n"
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": data, f"{PART}/b.csv": (HEADER + ROW2).encode()})
     metrics = run(job_args(), storage, spark)
-    assert (metrics["input_rows"], metrics["output_rows"], metrics["rejected_rows"]) == (2, 1, 1)
-    [reject] = rejects(tmp_path)
-    assert reject["reason"] == "invalid UTF-8 bytes in row"
-    assert reject["raw_record"].startswith("o9,c9,")
+    assert (metrics["input_rows"], metrics["output_rows"], metrics["rejected_rows"]) == (1, 1, 0)
+    assert metrics["quarantined_objects"] == [{
+        "object": f"s3://raw-bucket/orders/{PART}/a.csv", "partition": PART,
+        "reason": f"not valid UTF-8: byte 0xe9 on line 3 (byte {data.index(0xE9)}); convert the file to UTF-8 "
+                  "or set reader.encoding in dataset.yaml",
+    }]  # fmt: skip
+    assert [r.order_id for r in curated_rows(spark, tmp_path)] == ["o2"]
 
 
 def test_run__empty_and_header_only_files_give_zero_rows(spark, tmp_path, repo_root):
@@ -169,9 +176,7 @@ def test_run__extra_and_missing_columns(spark, tmp_path, repo_root):
     extra += "X1,o1,c1,2026-11-24 10:00:00,placed,EUR,12.50,1,2026-11-24 10:00:00\n"
     no_customer = "order_id,order_ts,status,currency,amount,quantity,country,updated_at\n"
     no_customer += "o2,2026-11-24 10:00:00,placed,EUR,1.00,1,DE,2026-11-24 10:00:00\n"
-    storage = make_lake(
-        tmp_path, repo_root, {f"{PART}/a.csv": extra.encode(), f"{PART}/b.csv": no_customer.encode()}
-    )
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": extra.encode(), f"{PART}/b.csv": no_customer.encode()})
     metrics = run(job_args(), storage, spark)
     assert (metrics["input_rows"], metrics["output_rows"], metrics["rejected_rows"]) == (2, 1, 1)
     assert metrics["extra_columns"] == ["coupon"]
@@ -293,3 +298,76 @@ def test_parse_partitions__accepts_the_state_machine_json_array():
     ]
     with pytest.raises(ValueError, match="bad partition 'date=2026-11-24'"):
         parse_partitions('["date=2026-11-24"]', "ingest_date")
+
+
+def test_run__mixed_batch_of_odd_objects_quarantines_only_the_unreadable_ones(spark, tmp_path, repo_root):
+    """Issue 12's batch: good files beside a truncated .csv.gz, a Windows-1252 file, a zero-byte file, a
+    header-only file, reordered and extra columns, a truncated last line and a stray .json. The readable
+    rows are published, the broken line is rejected, the three unreadable objects are set aside with reasons."""
+    row = "{id},c,2026-11-24 10:00:00,placed,EUR,1.00,1,DE,2026-11-24 10:00:00\n"
+    reordered = "customer_id,order_id,order_ts,status,currency,amount,quantity,country,updated_at\n"
+    reordered += "c3,o3,2026-11-24 10:00:00,placed,EUR,3.00,1,DE,2026-11-24 10:00:00\n"
+    extra = HEADER.rstrip("\n") + ",coupon\n" + row.format(id="o4").rstrip("\n") + ",X4\n" + ROW1.rstrip("\n") + ",X1\n"
+    truncated = HEADER + row.format(id="o5") + "o6,c6,2026-11-24 1"
+    cp1252 = (HEADER + row.format(id="o9").replace("DE", "M\xe9xico")).encode("cp1252")
+    files = {
+        "good.csv": (HEADER + ROW1 + ROW2).encode(),
+        "corrupt.csv.gz": gzip.compress((HEADER + row.format(id="o8")).encode())[:-10],
+        "cp1252.csv": cp1252,
+        "zero.csv": b"",
+        "header_only.csv": HEADER.encode(),
+        "reordered.csv": reordered.encode(),
+        "extra.csv": extra.encode(),
+        "truncated.csv": truncated.encode(),
+        "stray.json": b'{"order_id": "o7", "amount": 1}\n',
+    }
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/{name}": data for name, data in files.items()})
+    metrics = run(job_args(), storage, spark)
+
+    uri = f"s3://raw-bucket/orders/{PART}/"
+    readable = [files[n].decode() for n in ("good.csv", "reordered.csv", "extra.csv", "truncated.csv")]
+    assert_balanced(metrics, data_lines(*readable))
+    assert (metrics["output_rows"], metrics["rejected_rows"], metrics["duplicates_removed"]) == (5, 1, 1)
+    assert [r.order_id for r in curated_rows(spark, tmp_path)] == ["o1", "o2", "o3", "o4", "o5"]
+    [reject] = rejects(tmp_path)
+    assert (reject["source_object"], reject["raw_record"]) == (uri + "truncated.csv", "o6,c6,2026-11-24 1")
+    assert reject["reason"].startswith("malformed CSV row")
+    assert metrics["empty_objects"] == [uri + "zero.csv"]
+    assert metrics["extra_columns"] == ["coupon"]
+    reasons = {q["object"].removeprefix(uri): q["reason"] for q in metrics["quarantined_objects"]}
+    assert reasons == {
+        "corrupt.csv.gz": "truncated gzip stream (the file ends before the end of the compressed data)",
+        "cp1252.csv": f"not valid UTF-8: byte 0xe9 on line 2 (byte {cp1252.index(0xE9)}); convert the file to "
+        "UTF-8 or set reader.encoding in dataset.yaml",
+        "stray.json": "JSON content, but the dataset's format is csv",
+    }
+    assert metrics["per_partition"][PART]["quarantined_objects"] == 3
+    listing = tmp_path / "staging-bucket" / "quarantine" / "orders" / PART / "run_id=run-1" / "objects.json"
+    assert json.loads(listing.read_text()) == metrics["quarantined_objects"]
+
+
+def test_run__object_in_the_declared_encoding_is_read(spark, tmp_path, repo_root):
+    storage = make_lake(
+        tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1.replace("DE", "M\xe9xico")).encode("cp1252")}
+    )
+    spec_file = tmp_path / "artifacts" / "datasets" / "orders" / "dataset.yaml"
+    spec_file.write_text(spec_file.read_text().replace("encoding: UTF-8", "encoding: windows-1252"))
+    metrics = run(job_args(), storage, spark)
+    assert (metrics["output_rows"], metrics["quarantined_objects"]) == (1, [])
+    assert curated_rows(spark, tmp_path)[0].country == "M\xe9xico"
+
+
+@pytest.mark.parametrize("stage", ["parser", "deduplication"])
+def test_run__a_row_lost_anywhere_fails_the_run(spark, tmp_path, repo_root, monkeypatch, stage):
+    """Input rows are counted from the objects' lines and duplicates from distinct keys, so a transform that
+    silently drops a row breaks the accounting instead of passing unnoticed."""
+    import etl.transforms as tf
+
+    name = "read_records" if stage == "parser" else "deduplicate"
+    original = getattr(tf, name)
+    monkeypatch.setattr(tf, name, lambda *a, **k: original(*a, **k).where("order_id IS NULL OR order_id != 'o2'"))
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1 + ROW2).encode()})
+    with pytest.raises(
+        RuntimeError, match=rf"row accounting does not balance for {PART}: its objects hold 2 data lines"
+    ):
+        run(job_args(), storage, spark)
