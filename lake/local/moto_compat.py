@@ -23,6 +23,8 @@ import types
 import uuid
 from typing import Any
 
+from lake.local import quotas
+
 PINNED_MOTO_VERSION = "5.2.5"
 
 _SVC = "moto.stepfunctions.parser.asl.component.state.exec.state_task.service"
@@ -100,6 +102,23 @@ PATCHED_SYMBOLS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ),
     ),
     ("moto.stepfunctions.responses", "StepFunctionResponse.describe_execution", ("self",)),
+    # Wrapped by quotas.py:
+    (
+        "moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl",
+        "ErrorEqualsDecl._eval_body",
+        ("self", "env"),
+    ),
+    (
+        "moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl",
+        "ErrorEqualsDecl._STATE_ALL_ERROR",
+        (),
+    ),
+    (
+        "moto.stepfunctions.parser.asl.eval.event.event_manager",
+        "EventManager.add_event",
+        ("self", "context", "event_type", "event_details", "timestamp", "update_source_event_id"),
+    ),
+    ("moto.stepfunctions.parser.asl.eval.environment", "Environment.set_error", ("self", "error")),
 )
 
 # AWS names aws-sdk integration errors `<Service>.<Exception>`, the service as in the resource ARN in
@@ -181,6 +200,7 @@ def apply() -> None:
         _patch_describe_execution_datetimes()
         _patch_unnamed_executions()
         _patch_context_start_time()
+        quotas.apply()  # after _patch_unnamed_executions: both wrap start_execution
         _applied = True
 
 
@@ -212,9 +232,7 @@ def _patch_sync_without_callback_endpoint() -> None:
         if self.heartbeat:
             self.heartbeat.eval(env=env)
             heartbeat_seconds = env.stack.pop()
-            heartbeat_endpoint = callback_endpoint.setup_heartbeat_endpoint(
-                heartbeat_seconds=heartbeat_seconds
-            )
+            heartbeat_endpoint = callback_endpoint.setup_heartbeat_endpoint(heartbeat_seconds=heartbeat_seconds)
         try:
             if self.resource.condition == mod.ResourceCondition.WaitForTaskToken:
                 outcome = self._eval_wait_for_task_token(
@@ -307,9 +325,7 @@ def _patch_aws_sdk_streaming_body() -> None:
             for key, value in list(response.items()):
                 if hasattr(value, "read") and callable(value.read):
                     data = value.read()
-                    response[key] = (
-                        data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-                    )
+                    response[key] = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
 
     _eval_service_task._lake_patched = True  # type: ignore[attr-defined]
     cls._eval_service_task = _eval_service_task
