@@ -119,6 +119,7 @@ PATCHED_SYMBOLS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ("self", "context", "event_type", "event_details", "timestamp", "update_source_event_id"),
     ),
     ("moto.stepfunctions.parser.asl.eval.environment", "Environment.set_error", ("self", "error")),
+    (f"{_SVC}.state_task_service", "StateTaskService._verify_size_quota", ("self", "env", "value")),
 )
 
 # AWS names aws-sdk integration errors `<Service>.<Exception>`, the service as in the resource ARN in

@@ -9,6 +9,9 @@ closes:
    (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html,
    https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html). Here: `ValidationException`
    in AWS's constraint wording, before an execution exists.
+   Likewise an aws-sdk task whose Parameters exceed 256 KiB runs; AWS reports `States.DataLimitExceeded`
+   "when, after Parameters processing, the input of a state is larger than the payload size quota"
+   (error-handling page below). Here: the task fails with that error before the call is made.
 2. **`States.ALL` catches and retries `States.DataLimitExceeded` and `States.Runtime`.** AWS: "This error
    type can't catch the States.DataLimitExceeded terminal error type and runtime error types"
    (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html#error-handling-error-representation).
@@ -48,6 +51,7 @@ def payload_bytes(text: str | None) -> int:
 
 def apply() -> None:
     _limit_start_execution_input()
+    _limit_task_parameters()
     _states_all_skips_terminal_errors()
     _limit_history_events()
 
@@ -70,6 +74,23 @@ def _limit_start_execution_input() -> None:
 
     start_execution._lake_quota = True  # type: ignore[attr-defined]
     cls.start_execution = start_execution
+
+
+def _limit_task_parameters() -> None:
+    """AWS also fails a task "when, after Parameters processing, the input of a state is larger than the payload
+    size quota"; moto checks only results. The service task's own check raises the same DataLimitExceeded."""
+    cls = importlib.import_module(f"{_PARSER}.asl.component.state.exec.state_task.service.state_task_service_aws_sdk")
+    cls = cls.StateTaskServiceAwsSdk
+    original = cls._eval_service_task
+    if getattr(original, "_lake_quota", False):
+        return
+
+    def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials):
+        self._verify_size_quota(env=env, value=normalised_parameters)
+        return original(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+
+    _eval_service_task._lake_quota = True  # type: ignore[attr-defined]
+    cls._eval_service_task = _eval_service_task
 
 
 def _states_all_skips_terminal_errors() -> None:

@@ -164,3 +164,18 @@ def test_history_limit__one_more_event_fails_the_execution_with_the_aws_cause(sf
     assert result.cause == "The execution reached the maximum number of history events (25000)."
     events = _history(sfn, result.arn)
     assert (len(events), events[-1]["type"]) == (small_history_limit, "ExecutionFailed")
+
+
+def test_task_parameters_over_256_kib__fail_the_task_before_the_call(sfn, emu, big_object):
+    """The input (150 KiB) is within the quota; the Parameters built from it twice are not."""
+    bucket, _ = big_object
+    body = "States.Format('{}{}', $.big, $.big)"
+    put = {"Bucket": bucket, "Key": "twice.txt", "Body.$": body}
+    definition = {
+        "StartAt": "Put",
+        "States": {"Put": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:putObject", "Parameters": put,
+                           "End": True}},
+    }  # fmt: skip
+    result = run_definition(sfn, definition, {"big": "x" * (150 * 1024)}, timeout=60)
+    assert (result.status, result.error) == ("FAILED", "States.DataLimitExceeded")
+    assert "Contents" not in emu.client("s3").list_objects_v2(Bucket=bucket, Prefix="twice.txt")
