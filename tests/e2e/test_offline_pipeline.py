@@ -132,3 +132,45 @@ def test_object_outside_partition_folders__reported_and_the_rest_published(pipel
     assert any('["orders/loose.csv"]' in m for m in notice)
     raw = pipeline.storage.local_path(f"s3://{pipeline.bucket('StorageRaw')}/orders/loose.csv")
     assert raw.exists()  # nothing is deleted: the object waits to be moved into a partition folder
+
+
+def test_mixed_batch_of_odd_objects__bad_ones_quarantined_the_rest_published(pipeline):
+    """Issue 12: a truncated .csv.gz, a Windows-1252 file, a zero-byte file, a header-only file, reordered and
+    extra columns, a truncated last line and a stray .json beside a good file, in one batch. The real crawler
+    leaves the unclassifiable objects out (the crawl succeeds), the real ETL quarantines the unreadable ones
+    with reasons, and everything readable is published."""
+    import gzip
+
+    day = "ingest_date=2026-10-12"
+    row = "{id},c-{id},2026-10-12 08:00:00,paid,EUR,10.00,1,DE,2026-10-12 08:00:00"
+    reordered = "customer_id,order_id,order_ts,status,currency,amount,quantity,country,updated_at\n"
+    reordered += "c-r,m-r,2026-10-12 08:00:00,paid,EUR,10.00,1,DE,2026-10-12 08:00:00\n"
+    objects = {
+        "good.csv": _csv(row.format(id="m-1"), row.format(id="m-2")),
+        "corrupt.csv.gz": gzip.compress(_csv(row.format(id="m-gz")))[:-10],
+        "cp1252.csv": _csv(row.format(id="m-cp").replace("DE", "M\xe9xico")).decode().encode("cp1252"),
+        "zero.csv": b"",
+        "header_only.csv": HEADER.encode(),
+        "reordered.csv": reordered.encode(),
+        "extra.csv": (HEADER.rstrip("\n") + ",coupon\n" + row.format(id="m-x") + ",X\n").encode(),
+        "truncated.csv": _csv(row.format(id="m-t")) + b"m-cut,c-cut,2026-10-12 0",
+        "stray.json": b'{"order_id": "m-json"}\n',
+    }
+    for name, data in objects.items():
+        pipeline.put_raw("orders", day, name, data)
+    (result,) = pipeline.drain(timeout=600)
+    assert result.status == "SUCCEEDED", (result.failed_state, result.cause)
+
+    assert [r[0] for r in _curated(pipeline, "ingest_date = '2026-10-12'")] == ["m-1", "m-2", "m-r", "m-t", "m-x"]
+    report = _dq_report(pipeline, result.name)
+    assert {k: report["etl"][k] for k in ("input_rows", "output_rows", "rejected_rows", "duplicates_removed")} == {
+        "input_rows": 6, "output_rows": 5, "rejected_rows": 1, "duplicates_removed": 0}  # fmt: skip
+    prefix = f"s3://{pipeline.bucket('StorageRaw')}/orders/{day}/"
+    reasons = {q["object"].removeprefix(prefix): q["reason"] for q in report["etl"]["quarantined_objects"]}
+    assert sorted(reasons) == ["corrupt.csv.gz", "cp1252.csv", "stray.json"]
+    assert reasons["corrupt.csv.gz"].startswith("truncated gzip stream")
+    assert reasons["cp1252.csv"].startswith("not valid UTF-8: byte 0xe9 on line 2")
+    assert reasons["stray.json"] == "JSON content, but the dataset's format is csv"
+    [message] = [m["message"] for m in pipeline.outbox() if f"Execution: {result.name} " in m["message"]]
+    assert "Quarantined objects (unreadable, not processed): 3 " in message
+    assert f"{prefix}corrupt.csv.gz: truncated gzip stream" in message
