@@ -38,6 +38,29 @@ def _land(pipeline: LocalPipeline, sample_root: Path, partitions: list[str], con
     return len(files)
 
 
+CUT_OFF_NAME = "orders-0003-upload-cut-off.csv.gz"
+
+
+def _land_cut_off_upload(pipeline: LocalPipeline, sample_root: Path, partition: str, console: Console) -> None:
+    """An upload that broke off: the first half of a gzip file. The ETL quarantines it; the day is published."""
+    source = next((sample_root / DATASET / partition).glob("*.gz"))
+    data = source.read_bytes()
+    pipeline.put_raw(DATASET, partition, CUT_OFF_NAME, data[: len(data) // 2])
+    console.print(f"  and {partition}/{CUT_OFF_NAME}: an upload cut off halfway")
+
+
+def _show_etl(pipeline: LocalPipeline, result: ExecutionResult, console: Console) -> list[str]:
+    """The ETL's row counts and quarantined objects; returns the names of the quarantined objects."""
+    from etl.job import metrics_uri  # imports pyspark: only once the jobs have run
+
+    uri = metrics_uri(f"s3://{pipeline.bucket('StorageStaging')}", DATASET, result.name)
+    if not pipeline.storage.exists(uri):
+        return []
+    metrics = read_json(pipeline.storage, uri)
+    render.print_etl_outcome(console, metrics)
+    return [q["object"].rsplit("/", 1)[-1] for q in metrics["quarantined_objects"]]
+
+
 def _run_batch(pipeline: LocalPipeline, console: Console) -> list[ExecutionResult]:
     with console.status("running the pipeline (Glue crawler, Spark ETL and DQ jobs)..."):
         results = pipeline.drain(timeout=900)
@@ -74,8 +97,10 @@ def run_demo(root: Path, console: Console) -> int:
 
         console.rule("[bold]2. New files arrive: four days of orders, the last one bad")
         _land(pipeline, sample_root, [*good, bad], console)
+        _land_cut_off_upload(pipeline, sample_root, good[0], console)
         (first,) = _run_batch(pipeline, console)
         ok &= first.status == "FAILED" and first.error == "DataQualityFailed"
+        ok &= _show_etl(pipeline, first, console) == [CUT_OFF_NAME]
         _show_dq(pipeline, first, console)
 
         console.rule("[bold]3. Notifications (SNS)")
@@ -113,6 +138,7 @@ def run_demo(root: Path, console: Console) -> int:
         console.print(
             f"  lake root (buckets as folders): {root / 'lake'}\n"
             f"  rejected rows with reasons:     {root / 'lake' / staging / 'rejects' / DATASET}\n"
+            f"  unreadable objects, reasons:    {root / 'lake' / staging / 'quarantine' / DATASET}\n"
             f"  DQ reports and run metrics:     {root / 'lake' / staging / 'runs' / DATASET}\n"
             f"  OpenLineage events:             {root / 'lake' / staging / 'lineage' / DATASET}\n"
             f"  Glue job logs:                  {root / 'lake' / '_logs' / 'glue'}\n"

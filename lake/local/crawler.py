@@ -507,7 +507,7 @@ class CrawlerRuntime:
         if not lines:
             return
         for line in lines:
-            _log.warning("%s %s", crawl.log_stream, line)
+            _log.info("%s %s", crawl.log_stream, line)  # the log stream is where operators read it
         from botocore.exceptions import BotoCoreError, ClientError
 
         logs = self._client("logs")
