@@ -2,7 +2,11 @@
 
     python -m etl.job --dataset orders --partitions ingest_date=2026-11-24 --run_id R \
         --raw_uri s3://raw --curated_uri s3://curated --staging_uri s3://staging \
-        --datasets_uri s3://artifacts/datasets [--lake_root /tmp/lake] [--lineage_url http://...]
+        --datasets_uri s3://artifacts/datasets [--manifest_uri s3://staging/manifests/...json | none]
+        [--lake_root /tmp/lake] [--lineage_url http://...]
+
+With a batch manifest only the batch's objects are read, and their rows are merged onto each partition's
+published snapshot (etl/batch.py); without one every raw object of the partitions is reprocessed.
 
 Outputs (see etl/transforms.py for the row-level rules):
 - {curated_uri}/{dataset}/{partition}/run_id={run_id}/*.parquet   candidate data, replaced on re-run
@@ -21,13 +25,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from etl import transforms as tf
+from etl.batch import read_manifest
 from etl.lineage import LineageDataset, LineageEmitter
 from etl.readers import list_partition_objects, parse_partitions
 from etl.spec import DatasetSpec, load_deployed_dataset
 from etl.storage import Storage, join_uri, write_json
 
 REQUIRED_ARGS = ["dataset", "partitions", "run_id", "raw_uri", "curated_uri", "staging_uri", "datasets_uri"]
-OPTIONAL_ARGS = ["lake_root", "lineage_url"]
+OPTIONAL_ARGS = ["lake_root", "lineage_url", "manifest_uri"]
 
 
 def metrics_uri(staging_uri: str, dataset: str, run_id: str) -> str:
@@ -56,7 +61,8 @@ def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
     except BaseException as error:
         emitter.fail(error, inputs, outputs)
         raise
-    emitter.complete(inputs, outputs)
+    merged_onto = [LineageDataset(p["merged_onto"]) for p in metrics["per_partition"].values() if p["merged_onto"]]
+    emitter.complete(inputs + merged_onto, outputs)
     return metrics
 
 
@@ -67,7 +73,15 @@ def _run(
 
     run_id = args["run_id"]
     ingested_at = datetime.now(UTC).replace(microsecond=0)
-    objects = list_partition_objects(storage, args["raw_uri"], spec, partitions)
+    listed = list_partition_objects(storage, args["raw_uri"], spec, partitions)
+    batch = read_manifest(storage, args.get("manifest_uri") or "none", args["raw_uri"], spec.name, partitions,
+                          listed)  # fmt: skip
+    objects = batch.objects
+    for partition, location in batch.published.items():
+        output = tf.curated_partition_uri(args["curated_uri"], spec, partition, run_id)
+        if location and location.rstrip("/") == output.rstrip("/"):
+            raise ValueError(f"batch manifest {args['manifest_uri']}: {partition} would merge onto this run's own "
+                             f"output {output}; start a new run instead of re-running this one")  # fmt: skip
     all_objects = [o for p in partitions for o in objects[p]]
     plan = tf.plan_sources(storage, all_objects, spec)
     for partition in partitions:
@@ -78,10 +92,12 @@ def _run(
         data_lines.update(tf.parquet_rows(spark, storage, plan.readable))
 
     enforced = tf.enforce_schema(tf.read_records(spark, storage, plan, spec, args["raw_uri"]), spec)
-    enforced = enforced.persist(StorageLevel.MEMORY_AND_DISK)
+    enforced = tf.stamp_provenance(enforced, run_id, ingested_at).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = tf.count_by_partition(enforced, spec)
-        valid, rejected = tf.split_rejects(enforced)
+        carried, snapshots = tf.published_rows(spark, storage, spec, batch.published, batch.replaced_sources)
+        rows = enforced if carried is None else enforced.unionByName(carried)
+        counts = tf.count_by_partition(rows, spec)
+        valid, rejected = tf.split_rejects(rows)
         rejects = tf.reject_records(rejected, spec, run_id)
         total_rejected = sum(c["rejected_rows"] for c in counts.values())
         reasons = tf.reason_counts(rejects) if total_rejected else {}
@@ -94,29 +110,36 @@ def _run(
                 path = storage.spark_path(tf.reject_partition_uri(args["staging_uri"], spec, partition, run_id))
                 tf.write_empty(spark, schema, path, "json")
 
-        total_valid = sum(c["parsed_rows"] - c["rejected_rows"] for c in counts.values())
-        curated = tf.add_provenance(tf.deduplicate(valid, spec), spec, run_id, ingested_at)
+        total_valid = sum(c["distinct_keys"] for c in counts.values())
+        curated = tf.add_provenance(tf.deduplicate(valid, spec), spec)
         if total_valid:
             tf.write_curated(curated, storage, args["curated_uri"], spec, run_id, tf.file_count(total_valid))
     finally:
         enforced.unpersist()
 
-    per_partition: dict[str, dict[str, int]] = {}
+    per_partition: dict[str, dict[str, Any]] = {}
+    empty = {"parsed_rows": 0, "rejected_rows": 0, "carried_rows": 0, "distinct_keys": 0}
     for partition in partitions:
         value = partition.split("=", 1)[1]
         path = storage.spark_path(tf.curated_partition_uri(args["curated_uri"], spec, partition, run_id))
-        count = counts.get(value, {"parsed_rows": 0, "rejected_rows": 0, "distinct_keys": 0})
-        if count["parsed_rows"] - count["rejected_rows"] == 0:
+        count = counts.get(value, empty)
+        valid_rows = count["parsed_rows"] - count["rejected_rows"] + count["carried_rows"]
+        if valid_rows == 0:
             tf.write_empty(spark, curated.drop(spec.partition_key).schema, path, "parquet")
             output_rows = 0
         else:
             output_rows = spark.read.parquet(path).count()  # Parquet footers only: cheap, checks the write
         readable = [o for o in plan.readable if o.partition == partition]
+        snapshot = snapshots.get(value, {"snapshot_rows": 0, "replaced_rows": 0})
         per_partition[partition] = {
             "input_rows": sum(data_lines.get(o.uri, 0) for o in readable),
             "output_rows": output_rows,
             "rejected_rows": count["rejected_rows"],
-            "duplicates_removed": count["parsed_rows"] - count["rejected_rows"] - count["distinct_keys"],
+            "duplicates_removed": valid_rows - count["distinct_keys"],
+            "carried_rows": count["carried_rows"],
+            "snapshot_rows": snapshot["snapshot_rows"],
+            "replaced_rows": snapshot["replaced_rows"],
+            "merged_onto": batch.published.get(partition),
             "source_objects": len(objects[partition]),
             "quarantined_objects": sum(1 for q in plan.quarantined if q["partition"] == partition),
         }
@@ -126,7 +149,9 @@ def _run(
         "run_id": run_id,
         "partitions": partitions,
         "ingested_at": ingested_at.isoformat(),
+        "mode": "incremental" if batch.from_manifest else "full",
         "source_objects": len(all_objects),
+        "missing_objects": batch.missing_objects,
         "empty_objects": sorted(plan.empty_objects),
         "extra_columns": sorted(plan.extra_columns),
         "missing_columns": sorted(plan.missing_columns),
@@ -135,7 +160,8 @@ def _run(
         "reject_reasons": dict(sorted(reasons.items())),
         "per_partition": per_partition,
     }
-    for key in ("input_rows", "output_rows", "rejected_rows", "duplicates_removed"):
+    totals = ("input_rows", "output_rows", "rejected_rows", "duplicates_removed", "carried_rows", "replaced_rows")
+    for key in totals:
         metrics[key] = sum(p[key] for p in per_partition.values())
     write_json(storage, metrics_uri(args["staging_uri"], spec.name, run_id), metrics)
     return metrics
@@ -143,13 +169,21 @@ def _run(
 
 def check_balance(partition: str, counts: dict[str, int], parsed_rows: int) -> None:
     """Every data line of the partition's readable objects (counted on the driver, independently of the
-    Spark parser) must end up written, rejected or removed as a duplicate (valid rows minus distinct
-    keys, counted independently of the deduplication); otherwise rows were lost and the run fails."""
+    Spark parser) and every row carried from the published snapshot must end up written, rejected or removed
+    as a duplicate (valid rows minus distinct keys, counted independently of the deduplication), and every
+    snapshot row is carried or replaced; otherwise rows were lost and the run fails."""
+    if counts["snapshot_rows"] != counts["carried_rows"] + counts["replaced_rows"]:
+        raise RuntimeError(
+            f"row accounting does not balance for {partition}: the published snapshot {counts['merged_onto']} "
+            f"holds {counts['snapshot_rows']} rows, but {counts['carried_rows']} were carried + "
+            f"{counts['replaced_rows']} replaced by objects of this batch"
+        )
     accounted = counts["output_rows"] + counts["rejected_rows"] + counts["duplicates_removed"]
-    if counts["input_rows"] != accounted:
+    if counts["input_rows"] + counts["carried_rows"] != accounted:
         raise RuntimeError(
             f"row accounting does not balance for {partition}: its objects hold {counts['input_rows']} data lines "
-            f"and Spark parsed {parsed_rows} rows, but {counts['output_rows']} were written + "
+            f"and Spark parsed {parsed_rows} rows, {counts['carried_rows']} rows were carried from the published "
+            f"snapshot, but {counts['output_rows']} were written + "
             f"{counts['rejected_rows']} rejected + {counts['duplicates_removed']} duplicates = {accounted}"
         )
 

@@ -5,11 +5,15 @@ Pipeline (each step a function, unit-testable on local Spark):
     plan = plan_sources(storage, objects, spec)            # driver: headers, empty files, schema drift
     lines = read_records(spark, storage, plan, spec, raw_uri)  # one string column per spec column + problem
     enforced = enforce_schema(lines, spec)                  # typed columns + `_reject_reason`
-    valid, rejects = split_rejects(enforced)
-    curated = add_provenance(deduplicate(valid, spec), spec, run_id, ingested_at)
+    rows = stamp_provenance(enforced, run_id, ingested_at)  # this run's rows ...
+    rows = rows.unionByName(published_rows(...)[0])         # ... + the published rows they merge onto
+    valid, rejects = split_rejects(rows)
+    curated = add_provenance(deduplicate(valid, spec), spec)
 
-Row accounting (every input row ends up in exactly one place, nothing is silently lost):
-    input_rows = output_rows + rejected_rows + duplicates_removed
+Row accounting (every row ends up in exactly one place, nothing is silently lost):
+    input_rows + carried_rows = output_rows + rejected_rows + duplicates_removed
+`carried_rows` are the published snapshot's rows the batch merges onto (etl/batch.py), minus the rows of
+objects the batch re-reads; `duplicates_removed` includes older versions of a key replaced by this batch.
 An input row is a non-blank data line of a CSV/JSON-lines object (header lines and blank lines are not
 rows), or a row of a Parquet object.
 
@@ -55,6 +59,7 @@ LINE = "_line_number"
 PROBLEM = "_problem"
 REASON = "_reject_reason"
 CORRUPT = "_corrupt_record"
+CARRIED = "_carried"  # a row of the published snapshot the batch merges onto
 RUN_FOLDER = "run_id"  # curated folders: {dataset}/{partition}/run_id={run_id}/
 REJECT_FIELDS = ("source_object", "line_number", "raw_record", "reason", "run_id")
 TARGET_ROWS_PER_FILE = 2_000_000  # ~100-130 MB of Parquet for an orders-like row
@@ -375,15 +380,53 @@ def deduplicate(df: DataFrame, spec: DatasetSpec) -> DataFrame:
     return df.withColumn("_rank", F.row_number().over(window)).where(F.col("_rank") == 1).drop("_rank")
 
 
-def add_provenance(df: DataFrame, spec: DatasetSpec, run_id: str, ingested_at: datetime) -> DataFrame:
-    """Curated columns: the spec's columns, provenance, and the partition column (for the folder only)."""
+def stamp_provenance(df: DataFrame, run_id: str, ingested_at: datetime) -> DataFrame:
+    """This run's rows: when and by which run they were ingested; `_carried` false (not from a snapshot)."""
     return df.select(
-        *spec.column_names,
-        F.col(SOURCE_OBJECT),
+        "*",
         F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
         F.lit(run_id).alias(RUN_ID),
-        F.col(spec.partition_key),
+        F.lit(False).alias(CARRIED),
     )
+
+
+def published_rows(
+    spark: SparkSession, storage: Storage, spec: DatasetSpec, published: dict[str, str | None], replaced: Iterable[str]
+) -> tuple[DataFrame | None, dict[str, dict[str, int]]]:
+    """Rows of the published snapshots the batch merges onto, in the shape of stamped rows (`_carried` true,
+    their original provenance kept), without the rows of objects this batch re-reads; and per partition value
+    the snapshot's rows and the rows it replaces, counted on the snapshot itself, so the accounting can check
+    that every snapshot row is either carried or replaced."""
+    frames: list[DataFrame] = []
+    snapshot_counts: dict[str, dict[str, int]] = {}
+    replaced = sorted(replaced)
+    for partition, location in published.items():
+        if not location:
+            continue
+        df = spark.read.parquet(storage.spark_path(location))
+        is_replaced = F.col(SOURCE_OBJECT).isin(replaced) if replaced else F.lit(False)
+        [counts] = df.agg(F.count(F.lit(1)), F.count(F.when(is_replaced, 1))).collect()
+        snapshot_counts[partition.split("=", 1)[1]] = {"snapshot_rows": int(counts[0]), "replaced_rows": int(counts[1])}
+        kept = df.where(~is_replaced)
+        frames.append(
+            kept.select(
+                SOURCE_OBJECT,
+                F.lit(partition.split("=", 1)[1]).alias(spec.partition_key),
+                F.lit(None).cast("string").alias(RAW),
+                F.lit(None).cast("long").alias(LINE),
+                *spec.column_names,
+                F.lit(None).cast("string").alias(REASON),
+                INGESTED_AT,
+                RUN_ID,
+                F.lit(True).alias(CARRIED),
+            )
+        )
+    return _union(frames), snapshot_counts
+
+
+def add_provenance(df: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """Curated columns: the spec's columns, provenance, and the partition column (for the folder only)."""
+    return df.select(*spec.column_names, SOURCE_OBJECT, INGESTED_AT, RUN_ID, F.col(spec.partition_key))
 
 
 def reject_records(df: DataFrame, spec: DatasetSpec, run_id: str) -> DataFrame:
@@ -461,20 +504,23 @@ def column_types(spec: DatasetSpec) -> list[tuple[str, str]]:
 
 
 def count_by_partition(df: DataFrame, spec: DatasetSpec) -> dict[str, dict[str, int]]:
-    """{partition value: {parsed_rows, rejected_rows, distinct_keys}} in one aggregation. `distinct_keys`
-    counts the primary keys of the valid rows, so duplicates are known without trusting deduplicate()."""
+    """{partition value: {parsed_rows, rejected_rows, carried_rows, distinct_keys}} in one aggregation over this
+    run's rows and the published rows carried into it. `distinct_keys` counts the primary keys of all valid
+    rows, so the rows de-duplication must remove are known without trusting deduplicate()."""
     valid_key = F.when(F.col(REASON).isNull(), F.struct(*[F.col(k) for k in spec.primary_key]))
     distinct = F.count_distinct(valid_key) if spec.primary_key else F.count(F.when(F.col(REASON).isNull(), 1))
     rows = (
         df.groupBy(spec.partition_key)
         .agg(
-            F.count(F.lit(1)).alias("parsed_rows"),
+            F.count(F.when(~F.col(CARRIED), 1)).alias("parsed_rows"),
             F.count(F.col(REASON)).alias("rejected_rows"),
+            F.count(F.when(F.col(CARRIED), 1)).alias("carried_rows"),
             distinct.alias("distinct_keys"),
         )
         .collect()
     )
-    return {r[0]: {"parsed_rows": int(r[1]), "rejected_rows": int(r[2]), "distinct_keys": int(r[3])} for r in rows}
+    names = ("parsed_rows", "rejected_rows", "carried_rows", "distinct_keys")
+    return {r[0]: {name: int(r[i + 1]) for i, name in enumerate(names)} for r in rows}
 
 
 def parquet_rows(spark: SparkSession, storage: Storage, objects: Iterable[RawObject]) -> dict[str, int]:

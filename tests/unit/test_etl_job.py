@@ -371,3 +371,122 @@ def test_run__a_row_lost_anywhere_fails_the_run(spark, tmp_path, repo_root, monk
         RuntimeError, match=rf"row accounting does not balance for {PART}: its objects hold 2 data lines"
     ):
         run(job_args(), storage, spark)
+
+
+# -- incremental batches (etl/batch.py): only the batch's objects are read, merged onto the published snapshot --
+def write_manifest(tmp_path: Path, name: str, keys: list[str], published: dict[str, str | None]) -> str:
+    document = {"objects": [f"orders/{k}" for k in keys],
+                "published": [{"partition": p, "location": loc} for p, loc in published.items()]}  # fmt: skip
+    path = tmp_path / "staging-bucket" / "manifests" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+    return f"s3://staging-bucket/manifests/{name}.json"
+
+
+def snapshot(run_id: str, partition: str = PART) -> str:
+    return f"s3://curated-bucket/orders/{partition}/run_id={run_id}/"
+
+
+def run_batch(spark, storage, tmp_path, run_id: str, keys: list[str], merged_onto: str | None) -> dict:
+    manifest = write_manifest(tmp_path, run_id, keys, {PART: merged_onto})
+    return run({**job_args(run_id=run_id), "manifest_uri": manifest}, storage, spark)
+
+
+def data_of(rows: list) -> list[tuple]:
+    """Curated rows without the per-run stamps (ingested_at, run_id), sorted."""
+    return sorted((r.order_id, r.status, str(r.updated_at), r.lake_source_object) for r in rows)
+
+
+V1 = "o1,c1,2026-11-24 10:00:00,placed,EUR,12.50,1,DE,2026-11-24 10:00:00\n"
+V2 = "o1,c1,2026-11-24 10:00:00,paid,EUR,12.50,1,DE,2026-11-24 12:00:00\n"
+O3 = "o3,c3,2026-11-24 13:00:00,placed,GBP,3.00,1,GB,2026-11-24 13:00:00\n"
+
+
+def test_run__batches_merged_onto_the_published_snapshot_equal_a_full_reprocessing(spark, tmp_path, repo_root):
+    batch1 = HEADER + V1 + ROW2
+    batch2 = HEADER + V2 + O3 + "o4,bad\n"
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": batch1.encode(), f"{PART}/b.csv": batch2.encode(),
+                                              f"{PART}/c.csv": batch1.encode()})  # c.csv: a.csv delivered twice
+    first = run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    second = run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
+    third = run_batch(spark, storage, tmp_path, "run-3", [f"{PART}/c.csv"], snapshot("run-2"))
+
+    assert (first["mode"], first["source_objects"], first["carried_rows"]) == ("incremental", 1, 0)
+    # Only b.csv was read; o1's older version (from the snapshot) lost to the newer one in b.csv.
+    assert (second["source_objects"], second["input_rows"], second["carried_rows"]) == (1, data_lines(batch2), 2)
+    assert (second["output_rows"], second["rejected_rows"], second["duplicates_removed"]) == (3, 1, 1)
+    assert second["input_rows"] + second["carried_rows"] == (
+        second["output_rows"] + second["rejected_rows"] + second["duplicates_removed"])  # fmt: skip
+    assert [r["raw_record"] for r in rejects(tmp_path, run_id="run-2")] == ["o4,bad"]
+    assert third["per_partition"][PART]["merged_onto"] == snapshot("run-2")
+
+    run({**job_args(run_id="full"), "manifest_uri": "none"}, storage, spark)
+    full = curated_rows(spark, tmp_path, run_id="full")
+    incremental = curated_rows(spark, tmp_path, run_id="run-3")
+    assert data_of(incremental) == data_of(full)
+    assert [(r.order_id, r.status) for r in incremental] == [("o1", "paid"), ("o2", "paid"), ("o3", "placed")]
+    # A row keeps the run that ingested it: o3 came with run-2 and was carried through run-3.
+    assert {r.order_id: r.lake_run_id for r in incremental}["o3"] == "run-2"
+
+
+def test_run__the_same_batch_again_changes_nothing(spark, tmp_path, repo_root):
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode(),
+                                              f"{PART}/b.csv": (HEADER + V2 + O3).encode()})  # fmt: skip
+    run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
+    again = run_batch(spark, storage, tmp_path, "run-2-again", [f"{PART}/b.csv"], snapshot("run-2"))
+    assert (again["replaced_rows"], again["carried_rows"], again["output_rows"]) == (2, 1, 3)
+    before = curated_rows(spark, tmp_path, run_id="run-2")
+    assert data_of(curated_rows(spark, tmp_path, run_id="run-2-again")) == data_of(before)
+
+
+def test_run__an_overwritten_object_replaces_its_earlier_rows(spark, tmp_path, repo_root):
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode()})
+    run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    (tmp_path / "raw-bucket" / "orders" / PART / "a.csv").write_text(HEADER + O3)  # re-uploaded, new content
+    second = run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/a.csv"], snapshot("run-1"))
+    assert (second["replaced_rows"], second["carried_rows"], second["output_rows"]) == (2, 0, 1)
+    run({**job_args(run_id="full")}, storage, spark)
+    assert data_of(curated_rows(spark, tmp_path, run_id="run-2")) == data_of(
+        curated_rows(spark, tmp_path, run_id="full"))  # fmt: skip
+
+
+def test_run__a_snapshot_row_lost_in_the_merge_fails_the_run(spark, tmp_path, repo_root, monkeypatch):
+    import etl.transforms as tf
+
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode(),
+                                              f"{PART}/b.csv": (HEADER + O3).encode()})  # fmt: skip
+    run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    original = tf.published_rows
+
+    def losing(*args, **kwargs):
+        frame, counts = original(*args, **kwargs)
+        return frame.where("order_id != 'o2'"), counts
+
+    monkeypatch.setattr(tf, "published_rows", losing)
+    with pytest.raises(RuntimeError, match=rf"row accounting does not balance for {PART}: the published snapshot "
+                                           r"s3://curated-bucket/orders/.*run_id=run-1/ holds 2 rows, but 1 were "
+                                           r"carried \+ 0 replaced"):  # fmt: skip
+        run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ("not json", r"manifests/bad.json: not JSON"),
+        (json.dumps({"keys": []}), r"manifests/bad.json: expected an object with an `objects` list"),
+        (json.dumps({"objects": ["orders/a.csv"]}), r"objects\[0\] 'orders/a.csv' is not a key under orders/"),
+        (json.dumps({"objects": ["orders/ingest_date=2026-11-25/a.csv"]}),
+         r"objects\[0\] .* is in ingest_date=2026-11-25, which is not among the run's partitions"),
+        (json.dumps({"objects": [], "published": [{"partition": PART, "location": "/tmp/x"}]}),
+         r"published\[0\].location '/tmp/x' is not an s3:// URI or null"),
+        (json.dumps({"objects": [], "published": [{"partition": PART, "location": snapshot("run-1")}]}),
+         rf"{PART} would merge onto this run's own output"),
+    ],
+)  # fmt: skip
+def test_run__a_bad_manifest_fails_naming_the_entry(spark, tmp_path, repo_root, document, message):
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1).encode()})
+    (tmp_path / "staging-bucket" / "manifests").mkdir(parents=True)
+    (tmp_path / "staging-bucket" / "manifests" / "bad.json").write_text(document)
+    with pytest.raises(ValueError, match=message):
+        run({**job_args(), "manifest_uri": "s3://staging-bucket/manifests/bad.json"}, storage, spark)

@@ -97,9 +97,9 @@ def test_deduplicate__latest_then_object_name_wins(spark):
     assert result == [("o1", "2.00"), ("o2", "4.00")]
 
 
-def test_add_provenance__columns_and_values(spark):
+def test_stamp_and_add_provenance__columns_and_values(spark):
     valid = tf.enforce_schema(raw_frame(spark, [("o1", "1", None, None, None, None)]), SPEC)
-    out = tf.add_provenance(valid, SPEC, "run-9", datetime(2026, 11, 24, 18, 0, tzinfo=UTC))
+    out = tf.add_provenance(tf.stamp_provenance(valid, "run-9", datetime(2026, 11, 24, 18, 0, tzinfo=UTC)), SPEC)
     assert out.columns == [
         "order_id",
         "amount",
