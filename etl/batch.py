@@ -8,7 +8,7 @@ partitions is reprocessed and nothing is merged. The manifest (JSON):
     {"objects": ["orders/ingest_date=2026-11-24/a.csv", ...],          # keys in the raw bucket
      "published": [{"partition": "ingest_date=2026-11-24",
                     "location": "s3://<curated>/orders/ingest_date=2026-11-24/run_id=<run>/"},
-                   {"partition": "ingest_date=2026-11-25", "location": null}]}   # not published yet
+                   {"partition": "ingest_date=2026-11-25", "location": ""}]}   # not published yet (or null)
 
 Why merging gives what a full reprocessing gives: the published snapshot holds the winners among the
 objects of earlier batches. Its rows that came from an object of this batch are dropped first (the object
@@ -97,7 +97,7 @@ def _published(entries: object, manifest_uri: str, partitions: list[str]) -> dic
         if not isinstance(entry, dict) or entry.get("partition") not in result:
             raise ValueError(f"batch manifest {manifest_uri}: published[{index}] {entry!r} does not name one of "
                              f"the run's partitions {partitions}")  # fmt: skip
-        location = entry.get("location")
+        location = entry.get("location") or None  # the state machine writes "" for "not published yet"
         if location is not None and not (isinstance(location, str) and location.startswith("s3://")):
             raise ValueError(f"batch manifest {manifest_uri}: published[{index}].location {location!r} is not "
                              "an s3:// URI or null")  # fmt: skip

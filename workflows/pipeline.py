@@ -120,9 +120,13 @@ class LakePipeline(Construct):
         )
         # Any retention in days that CloudWatch accepts (validated in workflows/config.py).
         self.log_group.node.default_child.add_property_override("RetentionInDays", log_retention_days)
+        # Named, so that its own ARN (for the full re-run it starts, see `_requeue`) is known without a reference
+        # to itself, which CloudFormation would reject as a circular dependency.
+        name = f"{self._stack.stack_name}-pipeline"
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
+            state_machine_name=name,
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=Duration.minutes(execution_timeout_minutes),
@@ -131,17 +135,27 @@ class LakePipeline(Construct):
             comment="Crawl, transform, check, publish and notify one dataset's new partitions",
         )
         self._topic.grant_publish(self.state_machine)
+        # Not in the role's default policy: the state machine depends on that one, and this one names it.
+        iam.Policy(
+            self,
+            "StartsItsOwnReruns",
+            roles=[self.state_machine.role],
+            statements=[iam.PolicyStatement(actions=["states:StartExecution"],
+                                            resources=[self.state_machine.state_machine_arn])],
+        )  # fmt: skip
         self._staging_bucket.grant_read(self.state_machine, "runs/*")
         acknowledge_wildcards(
             self.state_machine,
             actions=(*S3_READ_ACTIONS, "kms:GenerateDataKey*"),
             resources=(
                 arn_finding(staging_bucket, "/runs/*"),
+                arn_finding(staging_bucket, "/manifests/*"),
                 f"arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{curated_database_name}/*",
                 f"arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:table/{raw_database_name}/*",
                 "*",
             ),
-            reason="The state machine reads only run documents (runs/*) from the staging bucket, publishes "
+            reason="The state machine reads only run documents (runs/*) from the staging bucket and writes only "
+            "batch manifests (manifests/*), publishes "
             "partitions only in the curated database's tables, looks up partitions of the raw database's tables, "
             "and uses the lake key for the encrypted topic; "
             "X-Ray and CloudWatch Logs delivery actions do not support resource-level permissions.",
@@ -190,6 +204,7 @@ class LakePipeline(Construct):
             parameters={
                 "datasets.$": "States.Array($.dataset)",
                 "partitions.$": "States.ArrayUnique($.partitions)",
+                "objects": [],
                 "trigger": "manual",
             },
         )
@@ -214,6 +229,7 @@ class LakePipeline(Construct):
             parameters={
                 "datasets.$": f"States.ArrayUnique({kept}.dataset)",
                 "partitions.$": f"States.ArrayUnique({kept}.partition)",
+                "objects.$": f"{kept}.key",
                 "dataset_count.$": f"States.ArrayLength(States.ArrayUnique({kept}.dataset))",
                 "trigger": "s3",
             },
@@ -283,6 +299,7 @@ class LakePipeline(Construct):
                     "unpartitioned": False,
                     "dataset": spec.name,
                     "partition.$": _split(key, "/", 1),
+                    "key.$": key,
                 },
             )
             outside = sfn.Pass(
@@ -311,6 +328,7 @@ class LakePipeline(Construct):
                 parameters={
                     "dataset": spec.name,
                     "partitions.$": "$.partitions",
+                    "objects.$": "$.objects",
                     "trigger.$": "$.trigger",
                     "settings": {
                         "crawler": self._crawlers[spec.name].ref,
@@ -484,22 +502,23 @@ class LakePipeline(Construct):
         return start
 
     # -- ETL, DQ, publish ----------------------------------------------------------------------------------
-    def _job_arguments(self) -> sfn.TaskInput:
+    def _job_arguments(self, **extra: str) -> sfn.TaskInput:
         return sfn.TaskInput.from_object(
             {
                 "--dataset": sfn.JsonPath.string_at("$.dataset"),
                 "--partitions": sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.partitions")),
                 "--run_id": sfn.JsonPath.string_at("$$.Execution.Name"),
+                **{f"--{name}": sfn.JsonPath.string_at(path) for name, path in extra.items()},
             }
         )
 
-    def _glue_task(self, id_: str, job: glue.CfnJob, result_path: str) -> tasks.GlueStartJobRun:
+    def _glue_task(self, id_: str, job: glue.CfnJob, result_path: str, **extra: str) -> tasks.GlueStartJobRun:
         task = tasks.GlueStartJobRun(
             self,
             id_,
             glue_job_name=job.ref,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-            arguments=self._job_arguments(),
+            arguments=self._job_arguments(**extra),
             result_selector={
                 "id.$": "$.Id",
                 "state.$": "$.JobRunState",
@@ -518,7 +537,7 @@ class LakePipeline(Construct):
         return task
 
     def _transform_and_check(self) -> sfn.IChainable:
-        etl = self._glue_task("Run ETL job", self._etl_job, "$.etl")
+        etl = self._glue_task("Run ETL job", self._etl_job, "$.etl", manifest_uri="$.manifest.uri")
         dq = self._glue_task("Run data quality job", self._dq_job, "$.dq_run")
         # The DQ job writes a compact summary (counts, partition lists, a few failed rules and quarantined
         # objects) beside its full result: every state's output is limited to 256 KiB, and the full result
@@ -558,21 +577,107 @@ class LakePipeline(Construct):
             .when(sfn.Condition.number_greater_than("$.dq.result.passed_count", 0), self._publish().next(all_passed))
             .otherwise(self._record_metrics("Record metrics (quarantined)").next(dq_failed))
         )
-        return etl.next(dq).next(read).next(any_passed)
+        return self._prepare_batch(etl).next(dq).next(read).next(any_passed)
 
-    def _publish(self) -> sfn.IChainable:
-        """Switch each passed partition to this run's folder, unless a run with newer data published it.
+    def _prepare_batch(self, etl: tasks.GlueStartJobRun) -> sfn.Chain:
+        """Look up each partition's published snapshot, then: a run started by S3 events writes a batch manifest
+        (its objects and those snapshots) so the ETL reads only the batch and merges onto the snapshots
+        (etl/batch.py); a manual re-run reprocesses every object of its partitions. Publishing compares the
+        partition with the snapshot looked up here (see `_publish`)."""
+        lookup = sfn.Map(
+            self,
+            "Look up published partitions",
+            items_path="$.partitions",
+            item_selector={
+                "partition.$": "$$.Map.Item.Value",
+                "value.$": _split("$$.Map.Item.Value", "=", 1),
+                "database.$": "$.settings.database",
+                "table.$": "$.settings.table",
+            },
+            max_concurrency=10,
+            result_path="$.published",
+        )
+        get = self._glue(
+            "Get published partition",
+            "getPartition",
+            parameters={
+                "DatabaseName.$": "$.database",
+                "TableName.$": "$.table",
+                "PartitionValues.$": "States.Array($.value)",
+            },
+            iam_resources=self._curated_catalog_resources(),
+            result_selector={"location.$": "$.Partition.StorageDescriptor.Location"},
+            result_path="$.current",
+        )
+        found = sfn.Pass(
+            self, "Published snapshot", parameters={"partition.$": "$.partition", "location.$": "$.current.location"}
+        )
+        # "" rather than null: jsii drops a None from Pass parameters.
+        unpublished = sfn.Pass(self, "Not published yet", parameters={"partition.$": "$.partition", "location": ""})
+        get.add_catch(unpublished, errors=["Glue.EntityNotFoundException"], result_path=sfn.JsonPath.DISCARD)
+        lookup.item_processor(get.next(found))
 
-        Executions for the same partition may publish concurrently: `createPartition` then fails with
-        AlreadyExists for all but one, and they go back to comparing snapshots. The snapshot is when the ETL
-        listed the raw objects (`etl.ingested_at`), so the partition ends up at the run that saw the most data.
-        """
-        table_arn = self._catalog_arn(f"table/{self._curated_database_name}/*")
-        catalog_resources = [
+        manifest_key = "States.Format('manifests/{}/{}.json', $.dataset, $$.Execution.Name)"
+        write = tasks.CallAwsService(
+            self,
+            "Write batch manifest",
+            service="s3",
+            action="putObject",
+            parameters={
+                "Bucket.$": "$.settings.staging_bucket",
+                "Key.$": manifest_key,
+                "Body.$": "States.JsonToString($.manifest)",
+                "ContentType": "application/json",
+            },
+            iam_resources=[self._staging_bucket.arn_for_objects("manifests/*")],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        self._retry_sdk(write, "s3")
+        batch = sfn.Pass(
+            self,
+            "Batch manifest",
+            parameters={"objects.$": "$.objects", "published.$": "$.published"},
+            result_path="$.manifest",
+        )
+        use = sfn.Pass(
+            self,
+            "Use batch manifest",
+            parameters={"uri.$": "States.Format('s3://{}/manifests/{}/{}.json', $.settings.staging_bucket, "
+                                 "$.dataset, $$.Execution.Name)"},
+            result_path="$.manifest",
+        )  # fmt: skip
+        full = sfn.Pass(self, "Reprocess whole partitions", parameters={"uri": "none"}, result_path="$.manifest")
+        batch.next(write).next(use).next(etl)
+        full.next(etl)
+        mode = (
+            sfn.Choice(self, "Batch or re-run?")
+            .when(sfn.Condition.string_equals("$.trigger", "s3"), batch)
+            .otherwise(full)
+        )
+        lookup.next(mode)
+        return sfn.Chain.custom(lookup, [etl], etl)
+
+    def _curated_catalog_resources(self) -> list[str]:
+        return [
             self._catalog_arn("catalog"),
             self._catalog_arn(f"database/{self._curated_database_name}"),
-            table_arn,
+            self._catalog_arn(f"table/{self._curated_database_name}/*"),
         ]
+
+    def _publish(self) -> sfn.IChainable:
+        """Switch each passed partition to this run's folder, if nothing else was published there meanwhile.
+
+        A run started by S3 events merged its batch onto the snapshot looked up before its ETL: it publishes
+        only if the partition is still at that snapshot (compare-and-swap on the location). If another run
+        published meanwhile, this run's folder lacks that run's rows, so it is not published; instead a full
+        re-run of the partition is started (a new execution, linked to this one in the console), which reads
+        every object, this batch's included. A manual re-run lists every object itself: it publishes unless
+        a run whose ETL listed the raw objects later (`etl.ingested_at`) already did.
+
+        Executions for the same partition may publish concurrently: `createPartition` then fails with
+        AlreadyExists for all but one, and they go back to the comparison.
+        """
+        catalog_resources = self._curated_catalog_resources()
         get_table = self._glue(
             "Get curated table",
             "getTable",
@@ -585,16 +690,20 @@ class LakePipeline(Construct):
             self,
             "Publish partitions",
             comment="Atomic per partition: the catalog partition's location switches to this run's files",
-            items_path="$.dq.result.partitions_passed",
+            items_path="$.published",
             item_selector={
-                "partition.$": "$$.Map.Item.Value",
-                "value.$": _split("$$.Map.Item.Value", "=", 1),
+                "partition.$": "$$.Map.Item.Value.partition",
+                "merged_onto.$": "$$.Map.Item.Value.location",
+                "passed.$": "States.ArrayContains($.dq.result.partitions_passed, $$.Map.Item.Value.partition)",
+                "value.$": _split("$$.Map.Item.Value.partition", "=", 1),
+                "dataset.$": "$.dataset",
+                "trigger.$": "$.trigger",
                 "database.$": "$.settings.database",
                 "table.$": "$.settings.table",
                 "sd.$": "$.table.sd",
                 "snapshot.$": "$.dq.result.etl.ingested_at",
                 "location.$": "States.Format('s3://{}/{}/{}/run_id={}/', $.settings.curated_bucket, $.dataset, "
-                "$$.Map.Item.Value, $$.Execution.Name)",
+                "$$.Map.Item.Value.partition, $$.Execution.Name)",
             },
             max_concurrency=10,
             result_path=sfn.JsonPath.DISCARD,
@@ -656,10 +765,68 @@ class LakePipeline(Construct):
             )
             .otherwise(newer_published)
         )
-        get_partition.add_catch(create, errors=["Glue.EntityNotFoundException"], result_path=sfn.JsonPath.DISCARD)
+        requeue = self._requeue()
+        batch_run = sfn.Condition.string_equals("$.trigger", "s3")
+        unchanged = (
+            sfn.Choice(self, "Published snapshot unchanged?")
+            .when(sfn.Condition.and_(batch_run, sfn.Condition.string_equals_json_path(
+                "$.current.Partition.StorageDescriptor.Location", "$.merged_onto")), update)
+            .when(batch_run, requeue)
+            .otherwise(newer)
+        )  # fmt: skip
+        still_unpublished = (
+            sfn.Choice(self, "Still unpublished?")
+            .when(sfn.Condition.and_(batch_run, sfn.Condition.not_(sfn.Condition.string_equals("$.merged_onto", ""))),
+                  requeue)
+            .otherwise(create)
+        )  # fmt: skip
+        get_partition.add_catch(
+            still_unpublished, errors=["Glue.EntityNotFoundException"], result_path=sfn.JsonPath.DISCARD
+        )
         create.add_catch(get_partition, errors=["Glue.AlreadyExistsException"], result_path=sfn.JsonPath.DISCARD)
-        switch.item_processor(get_partition.next(newer))
+        passed = (
+            sfn.Choice(self, "Partition passed?")
+            .when(sfn.Condition.boolean_equals("$.passed", True), get_partition.next(unchanged))
+            .otherwise(sfn.Succeed(self, "Not published", comment="The partition failed data quality"))
+        )
+        switch.item_processor(passed)
         return get_table.next(switch).next(self._record_metrics("Record metrics (published)"))
+
+    def _requeue(self) -> sfn.IChainable:
+        """Start a full re-run of the partition: a new execution of this state machine with the manual input.
+
+        The optimized `states:startExecution` integration (not aws-sdk) passes the parent execution's ID, so
+        the console links the two executions. The role's permission is granted in the constructor.
+        """
+        start = sfn.CustomState(
+            self,
+            "Re-run partition (published meanwhile)",
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{self._stack.partition}:states:::states:startExecution",
+                "Parameters": {
+                    "StateMachineArn.$": "$$.StateMachine.Id",
+                    "Input": {
+                        "dataset.$": "$.dataset",
+                        "partitions.$": "States.Array($.partition)",
+                        "requeued_by.$": "$$.Execution.Name",
+                        "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$": "$$.Execution.Id",
+                    },
+                },
+                "ResultSelector": {"execution.$": "$.ExecutionArn"},
+                "ResultPath": "$.requeued",
+                "Retry": [{
+                    "ErrorEquals": ["StepFunctions.SdkClientException", "StepFunctions.ThrottlingException",
+                                    "StepFunctions.ServiceUnavailableException"],
+                    "IntervalSeconds": SDK_RETRY["interval_seconds"],
+                    "BackoffRate": SDK_RETRY["backoff_rate"],
+                    "MaxAttempts": SDK_RETRY["max_attempts"],
+                    "MaxDelaySeconds": SDK_RETRY["max_delay_seconds"],
+                    "JitterStrategy": "FULL",
+                }],
+            },
+        )  # fmt: skip
+        return start.next(sfn.Succeed(self, "Re-run started", comment="That run publishes the partition"))
 
     def _notify_success(self) -> sfn.IChainable:
         notify = tasks.SnsPublish(

@@ -6,7 +6,9 @@ one (RUNNING -> SUCCEEDED/FAILED/TIMEOUT), with StartedOn/CompletedOn/ExecutionT
 script is `Command.ScriptLocation` resolved through LocalStorage(root); arguments are DefaultArguments
 overridden by the run's Arguments (Glue semantics), plus `--lake_root`, `--JOB_NAME`, `--JOB_RUN_ID`.
 Logs: `<root>/_logs/glue/<job>/<run id>.log`. After a run, `*.json` files it wrote under any bucket's
-`runs/` prefix are mirrored into moto's S3, where a state machine's `aws-sdk:s3:getObject` reads them.
+`runs/` prefix are mirrored into moto's S3, where a state machine's `aws-sdk:s3:getObject` reads them; and
+before a run, objects a state machine wrote into moto's S3 under `manifests/` (`aws-sdk:s3:putObject`) are
+copied into the lake, where the job reads them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from etl.storage import LocalStorage, split_s3_uri
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIRROR_PREFIX = "runs/"
+IMPORT_PREFIX = "manifests/"
 
 _install_lock = threading.Lock()
 _start_lock = threading.Lock()
@@ -150,6 +153,7 @@ class GlueRuntime:
 
     # -- runs ---------------------------------------------------------------------------------------
     def start(self, job: Any, run: Any) -> None:
+        self._import_from_s3()
         run.__class__ = self._run_class
         run.real_state = "RUNNING"
         run.started_on = _now()
@@ -264,6 +268,20 @@ class GlueRuntime:
                 if path.stat().st_mtime >= since - 1:
                     key = path.relative_to(self.root / bucket_name).as_posix()
                     backend.put_object(bucket_name, key, path.read_bytes())
+
+
+    def _import_from_s3(self) -> None:
+        """Copy what state machines wrote into moto's S3 under `manifests/` into the lake folder."""
+        from moto.s3.models import s3_backends
+
+        backend = s3_backends["123456789012"]["aws"]
+        for bucket_name, bucket in list(backend.buckets.items()):
+            for key in [k for k in list(bucket.keys.keys()) if k.startswith(IMPORT_PREFIX)]:
+                path = self.root / bucket_name / key
+                data = bucket.keys[key].value
+                if not path.is_file() or path.read_bytes() != data:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(data)
 
 
 def mirror_file(root: Path, uri: str) -> None:

@@ -31,6 +31,7 @@ _SVC = "moto.stepfunctions.parser.asl.component.state.exec.state_task.service"
 _CALLBACK = f"{_SVC}.state_task_service_callback"
 _GLUE = f"{_SVC}.state_task_service_glue"
 _AWS_SDK = f"{_SVC}.state_task_service_aws_sdk"
+_SFN = f"{_SVC}.state_task_service_sfn"
 
 # (module, attribute path, expected parameter names) of every symbol patched or relied upon.
 PATCHED_SYMBOLS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -52,6 +53,11 @@ PATCHED_SYMBOLS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         _AWS_SDK,
         "StateTaskServiceAwsSdk._eval_service_task",
+        ("self", "env", "resource_runtime_part", "normalised_parameters", "state_credentials"),
+    ),
+    (
+        _SFN,
+        "StateTaskServiceSfn._eval_service_task",
         ("self", "env", "resource_runtime_part", "normalised_parameters", "state_credentials"),
     ),
     (_GLUE, "_JOB_RUN_STATE_ABNORMAL_TERMINAL_VALUE", ()),
@@ -198,6 +204,7 @@ def apply() -> None:
         _patch_glue_sync_terminal_states()
         _patch_aws_sdk_error_names()
         _patch_aws_sdk_streaming_body()
+        _patch_start_execution_parameter_names()
         _patch_describe_execution_datetimes()
         _patch_unnamed_executions()
         _patch_context_start_time()
@@ -327,6 +334,32 @@ def _patch_aws_sdk_streaming_body() -> None:
                 if hasattr(value, "read") and callable(value.read):
                     data = value.read()
                     response[key] = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+
+    _eval_service_task._lake_patched = True  # type: ignore[attr-defined]
+    cls._eval_service_task = _eval_service_task
+
+
+# Defect 6 (new): `arn:aws:states:::states:startExecution` fails with States.Runtime "'StateMachineArn'": the
+# ASL parameter names (StateMachineArn, Input, Name, TraceHeader) reach boto3, which expects camelCase,
+# and boto3's camelCase response reaches the state (AWS returns ExecutionArn and StartDate).
+_START_EXECUTION_PARAMETERS = {"StateMachineArn": "stateMachineArn", "Input": "input", "Name": "name",
+                               "TraceHeader": "traceHeader"}  # fmt: skip
+
+
+def _patch_start_execution_parameter_names() -> None:
+    cls = importlib.import_module(_SFN).StateTaskServiceSfn
+    original = cls._eval_service_task
+    if getattr(original, "_lake_patched", False):
+        return
+
+    def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials):
+        if self._get_boto_service_action() != "start_execution":
+            return original(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+        parameters = {_START_EXECUTION_PARAMETERS.get(k, k): v for k, v in normalised_parameters.items()}
+        original(self, env, resource_runtime_part, parameters, state_credentials)
+        response = env.stack.pop()
+        env.stack.append({key[:1].upper() + key[1:]: value.isoformat() if isinstance(value, datetime.datetime)
+                          else value for key, value in response.items()})  # fmt: skip
 
     _eval_service_task._lake_patched = True  # type: ignore[attr-defined]
     cls._eval_service_task = _eval_service_task

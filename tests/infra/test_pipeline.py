@@ -51,19 +51,13 @@ def test_definition__poll_loop_is_bounded(template_json):
 
 def test_definition__glue_jobs_sync_with_jittered_retries(template_json):
     states = _definition(template_json)["States"]
-    for name in ("Run ETL job", "Run data quality job"):
+    common = {"--dataset.$": "$.dataset", "--partitions.$": "States.JsonToString($.partitions)",
+              "--run_id.$": "$$.Execution.Name"}  # fmt: skip
+    expected = {"Run ETL job": {**common, "--manifest_uri.$": "$.manifest.uri"}, "Run data quality job": common}
+    for name, arguments in expected.items():
         state = states[name]
         assert state["Resource"].endswith(":states:::glue:startJobRun.sync")
-        assert (
-            state["Arguments"]
-            if "Arguments" in state
-            else state["Parameters"]["Arguments"]
-            == {
-                "--dataset.$": "$.dataset",
-                "--partitions.$": "States.JsonToString($.partitions)",
-                "--run_id.$": "$$.Execution.Name",
-            }
-        )
+        assert state["Parameters"]["Arguments"] == arguments
         (retry,) = state["Retry"]
         assert retry["ErrorEquals"] == [
             "Glue.ConcurrentRunsExceededException",
@@ -138,14 +132,20 @@ def test_definition__every_sdk_task_retries_throttling_and_server_errors(templat
     the execution on the first ThrottlingException. Error names are `<Service>.<Error>Exception`:
     https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html."""
     expected = {"glue": "Glue.ThrottlingException", "s3": "S3.SlowDownException",
-                "cloudwatch": "CloudWatch.ThrottlingException", "sns": "SNS.ThrottledException"}  # fmt: skip
+                "cloudwatch": "CloudWatch.ThrottlingException", "sns": "SNS.ThrottledException",
+                "states": "StepFunctions.ThrottlingException"}  # fmt: skip
     tasks = {n: s for n, s in _all_states(_definition(template_json)["States"]).items() if s["Type"] == "Task"}
     assert len(tasks) >= 12
     for name, state in tasks.items():
         resource = state["Resource"]
         if resource.endswith("glue:startJobRun.sync"):
             continue  # covered by test_definition__glue_jobs_sync_with_jittered_retries
-        service = "sns" if resource.endswith(":sns:publish") else resource.split("aws-sdk:")[1].split(":")[0]
+        if resource.endswith(":sns:publish"):
+            service = "sns"
+        elif resource.endswith(":states:::states:startExecution"):
+            service = "states"
+        else:
+            service = resource.split("aws-sdk:")[1].split(":")[0]
         retriers = [r for r in state.get("Retry", []) if expected[service] in r["ErrorEquals"]]
         assert retriers, f"{name}: no retry on {expected[service]}"
         (retry,) = retriers
@@ -154,14 +154,63 @@ def test_definition__every_sdk_task_retries_throttling_and_server_errors(templat
 
 def test_definition__partition_publish_survives_a_concurrent_create(template_json):
     """Two executions publishing the same new partition: one CreatePartition fails with AlreadyExists
-    (https://docs.aws.amazon.com/glue/latest/webapi/API_CreatePartition.html) and must go back to comparing
-    snapshots instead of failing the execution."""
+    (https://docs.aws.amazon.com/glue/latest/webapi/API_CreatePartition.html) and must go back to the
+    comparison instead of failing the execution."""
     states = _all_states(_definition(template_json)["States"])
     (catch,) = states["Create partition"]["Catch"]
     assert (catch["ErrorEquals"], catch["Next"]) == (["Glue.AlreadyExistsException"], "Get partition")
     (not_found,) = states["Get partition"]["Catch"]
-    assert (not_found["ErrorEquals"], not_found["Next"]) == (["Glue.EntityNotFoundException"], "Create partition")
-    assert states["Get partition"]["Next"] == "Newer than published?"
+    assert (not_found["ErrorEquals"], not_found["Next"]) == (["Glue.EntityNotFoundException"], "Still unpublished?")
+    assert states["Still unpublished?"]["Default"] == "Create partition"
+    assert states["Get partition"]["Next"] == "Published snapshot unchanged?"
+
+
+def test_definition__a_batch_publishes_only_over_the_snapshot_it_merged_onto(template_json):
+    """Compare-and-swap on the partition's location: a batch run (trigger s3) switches the partition only if it
+    is still at the snapshot looked up before its ETL; otherwise it starts a full re-run of the partition."""
+    states = _all_states(_definition(template_json)["States"])
+    swap, other, *_ = states["Published snapshot unchanged?"]["Choices"]
+    assert swap["Next"] == "Switch partition"
+    assert {"Variable": "$.current.Partition.StorageDescriptor.Location", "StringEqualsPath": "$.merged_onto"} in (
+        swap["And"])
+    assert {"Variable": "$.trigger", "StringEquals": "s3"} in swap["And"]
+    assert other == {"Variable": "$.trigger", "StringEquals": "s3", "Next": "Re-run partition (published meanwhile)"}
+    assert states["Published snapshot unchanged?"]["Default"] == "Newer than published?"
+    rerun = states["Re-run partition (published meanwhile)"]
+    assert rerun["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id"
+    assert rerun["Parameters"]["Input"]["AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$"] == "$$.Execution.Id"
+    assert states["Publish partitions"]["ItemsPath"] == "$.published"
+
+
+def _state_machine_statements(template_json: dict) -> list[dict]:
+    (machine,) = [r for r in template_json["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    policies = [r["Properties"] for r in template_json["Resources"].values() if r["Type"] == "AWS::IAM::Policy"]
+    return [st for p in policies if {"Ref": role} in p["Roles"] for st in p["PolicyDocument"]["Statement"]]
+
+
+def _actions(statement: dict) -> list[str]:
+    return statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+
+
+def test_state_machine_role__starts_executions_of_itself_only(template_json):
+    """StartExecution is scoped by the stateMachine resource type
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html): the role
+    may start re-runs of its own state machine and nothing else."""
+    (machine_id,) = [lid for lid, r in template_json["Resources"].items()
+                     if r["Type"] == "AWS::StepFunctions::StateMachine"]  # fmt: skip
+    start = [st for st in _state_machine_statements(template_json) if "states:StartExecution" in _actions(st)]
+    assert [st["Resource"] for st in start] == [{"Ref": machine_id}]
+
+
+def test_state_machine_role__writes_only_batch_manifests(template_json):
+    """The only object the state machine writes is its batch manifest under the staging bucket's manifests/."""
+    put = [st for st in _state_machine_statements(template_json) if "s3:putObject" in _actions(st)
+           or "s3:PutObject" in _actions(st)]  # fmt: skip
+    assert put
+    for statement in put:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert all(json.dumps(r).endswith('/manifests/*"]]}') for r in resources), resources
 
 
 def test_state_machine_role__put_metric_data_only_in_the_lake_namespace(template_json):

@@ -171,6 +171,27 @@ def test_aws_sdk_s3_get_object__body_is_string(emu, sfn):
     assert result.output == {"doc": {"passed": False, "failed": 2}}
 
 
+def test_states_start_execution__starts_a_child_and_answers_like_aws(sfn):
+    # Defect 6 (new): the ASL names (StateMachineArn, Input) reached boto3 ("'StateMachineArn'").
+    definition = {
+        "StartAt": "Child?",
+        "States": {
+            "Child?": {"Type": "Choice", "Choices": [{"Variable": "$.child", "IsPresent": True, "Next": "Done"}],
+                       "Default": "Start child"},
+            "Start child": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution",
+                            "Parameters": {"StateMachineArn.$": "$$.StateMachine.Id",
+                                           "Input": {"child": True, "parent.$": "$$.Execution.Name"}},
+                            "ResultSelector": {"arn.$": "$.ExecutionArn", "at.$": "$.StartDate"}, "End": True},
+            "Done": {"Type": "Succeed"},
+        },
+    }  # fmt: skip
+    parent = run_definition(sfn, definition, timeout=30)
+    assert parent.status == "SUCCEEDED", parent
+    child = sfn.describe_execution(executionArn=parent.output["arn"])
+    assert json.loads(child["input"]) == {"child": True, "parent": parent.name}
+    assert parent.output["at"][:4].isdigit()
+
+
 def test_aws_sdk_s3_get_object__missing_key_named_like_aws(emu, sfn):
     emu.client("s3").create_bucket(Bucket="compat-empty")
     definition = _task(

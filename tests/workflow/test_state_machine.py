@@ -10,8 +10,10 @@ from tests.workflow.conftest import CSV
 
 PARTITION = "ingest_date=2026-11-24"
 HAPPY_TAIL = [
-    "Crawl succeeded?", "Run ETL job", "Run data quality job", "Read data quality result", "Any partition passed?",
-    "Get curated table", "Publish partitions", "Get partition", "Create partition",
+    "Crawl succeeded?", "Look up published partitions", "Get published partition", "Not published yet",
+    "Batch or re-run?", "Batch manifest", "Write batch manifest", "Use batch manifest", "Run ETL job",
+    "Run data quality job", "Read data quality result", "Any partition passed?", "Get curated table",
+    "Publish partitions", "Partition passed?", "Get partition", "Still unpublished?", "Create partition",
     "Record metrics (published)", "All partitions passed?", "Notify success", "Published",
 ]  # fmt: skip
 
@@ -46,7 +48,7 @@ def test_execution__happy_path_publishes_and_notifies(make_pipeline, job_names):
     assert visited[8:14] == ["Known dataset?", "Settings (orders)", "Check raw partitions", "Get raw partition",
                              "Raw partition is new", "New partitions?"]  # fmt: skip
     assert visited[14] == "Start crawler"
-    assert visited[-len(HAPPY_TAIL) :] == HAPPY_TAIL, visited
+    assert visited[-len(HAPPY_TAIL) :] == HAPPY_TAIL, " | ".join(visited)
     execution_name = result.arn.rsplit(":", 1)[-1]
     partition = pipeline.cloud.client("glue").get_partition(
         DatabaseName="lake_local_curated", TableName="orders", PartitionValues=["2026-11-24"]
@@ -91,7 +93,7 @@ def test_execution__known_partition_skips_the_crawl(make_pipeline):
     assert "Start crawler" in first.visited
     assert "Start crawler" not in second.visited
     new_at = second.visited.index("New partitions?")
-    assert second.visited[new_at + 1] == "Run ETL job"
+    assert second.visited[new_at + 1] == "Look up published partitions"
     crawler = pipeline.cloud.physical_name("CatalogCrawlerorders", "AWS::Glue::Crawler")
     assert pipeline.cloud.client("glue").get_crawler(Name=crawler)["Crawler"]["LastCrawl"]["Status"] == "SUCCEEDED"
     print(f"\nstate transitions, known partition (crawl skipped): {len(second.visited)}")
@@ -288,7 +290,7 @@ def test_execution__concurrent_publishes_of_one_new_partition_both_succeed(make_
     def get_partition(self, database_name, table_name, values):
         if database_name == "lake_local_curated":
             calls["curated"] += 1
-            if calls["curated"] <= 2:
+            if calls["curated"] in (3, 4):  # calls 1 and 2 look up the published snapshot before the ETL
                 barrier.wait()
         return original(self, database_name, table_name, values)
 
@@ -406,3 +408,77 @@ def test_failure_rule__reports_an_execution_started_from_another_process(make_pi
     (message,) = _messages(pipeline)
     assert "Pipeline execution rerun-elsewhere ended with status FAILED." in message
     assert "UnknownDataset" in message
+
+
+def _etl_arguments() -> tuple[list[dict[str, str]], SimulatedJob]:
+    seen: list[dict[str, str]] = []
+    return seen, SimulatedJob(duration_s=0.1, writes=lambda args, root: seen.append(dict(args)))
+
+
+def _read(pipeline, uri: str) -> dict:
+    return json.loads(pipeline.storage.read_text(uri))
+
+
+def test_execution__a_batch_run_reads_only_its_objects_merged_onto_the_published_snapshot(make_pipeline):
+    """An execution started by S3 events writes a manifest of its batch and of the snapshot it merges onto; a
+    manual re-run reprocesses whole partitions; the second batch publishes over the snapshot it merged onto."""
+    etl_args, etl = _etl_arguments()
+    pipeline = make_pipeline(etl=etl)
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
+    (first,) = pipeline.drain(timeout=120)
+    pipeline.put_raw("orders", PARTITION, "b.csv", CSV)
+    (second,) = pipeline.drain(timeout=120)
+    assert (first.status, second.status) == ("SUCCEEDED", "SUCCEEDED"), second.failed_states()
+    curated = pipeline.bucket("StorageCurated")
+    first_folder = f"s3://{curated}/orders/{PARTITION}/run_id={first.name}/"
+
+    manifests = [_read(pipeline, args["--manifest_uri"]) for args in etl_args]
+    assert manifests[0] == {"objects": [f"orders/{PARTITION}/a.csv"], "published": [{"partition": PARTITION,
+                                                                                    "location": ""}]}
+    assert manifests[1] == {"objects": [f"orders/{PARTITION}/b.csv"], "published": [{"partition": PARTITION,
+                                                                                    "location": first_folder}]}
+    assert etl_args[1]["--manifest_uri"] == (f"s3://{pipeline.bucket('StorageStaging')}/manifests/orders/"
+                                             f"{second.name}.json")  # fmt: skip
+    assert "Switch partition" in second.visited
+    assert _curated_partition(pipeline)["StorageDescriptor"]["Location"].endswith(f"/run_id={second.name}/")
+
+    rerun = pipeline.wait(pipeline.start_manual("orders", [PARTITION], name="rerun"), timeout=120)
+    assert rerun.status == "SUCCEEDED", rerun.failed_states()
+    assert etl_args[2]["--manifest_uri"] == "none"
+    assert "Reprocess whole partitions" in rerun.visited and "Write batch manifest" not in rerun.visited
+
+
+def test_execution__snapshot_replaced_while_merging_starts_a_full_rerun_instead_of_publishing(make_pipeline):
+    """Another run publishes the partition while this batch is merged onto the earlier snapshot: publishing
+    this run would drop the other run's rows, so it starts a full re-run of the partition, which publishes."""
+    glue = {}
+
+    def publish_meanwhile(args, root):
+        if args["--manifest_uri"] != "none" and glue.get("armed"):
+            partition = _curated_partition(pipeline)
+            partition["StorageDescriptor"]["Location"] = partition["StorageDescriptor"]["Location"].replace(
+                f"run_id={glue['first']}", "run_id=other-run")
+            glue["client"].update_partition(
+                DatabaseName="lake_local_curated", TableName="orders", PartitionValueList=[PARTITION.split("=")[1]],
+                PartitionInput={k: partition[k] for k in ("Values", "StorageDescriptor", "Parameters")})
+
+    pipeline = make_pipeline(etl=SimulatedJob(duration_s=0.1, writes=publish_meanwhile))
+    glue["client"] = pipeline.cloud.client("glue")
+    pipeline.put_raw("orders", PARTITION, "a.csv", CSV)
+    (first,) = pipeline.drain(timeout=120)
+    glue.update(armed=True, first=first.name)
+    pipeline.put_raw("orders", PARTITION, "b.csv", CSV)
+    (second,) = pipeline.drain(timeout=120)
+    assert second.status == "SUCCEEDED", second.failed_states()
+    assert "Re-run partition (published meanwhile)" in second.visited and "Switch partition" not in second.visited
+
+    sfn = pipeline.cloud.client("stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=pipeline.state_machine_arn)["executions"]
+    [rerun_arn] = [e["executionArn"] for e in executions if e["name"] not in (first.name, second.name)]
+    rerun = pipeline.wait(rerun_arn, timeout=120)
+    assert rerun.status == "SUCCEEDED", rerun.failed_states()
+    started_with = json.loads(sfn.describe_execution(executionArn=rerun_arn)["input"])
+    assert (started_with["dataset"], started_with["partitions"], started_with["requeued_by"]) == (
+        "orders", [PARTITION], second.name)
+    assert "Reprocess whole partitions" in rerun.visited and "Switch partition" in rerun.visited
+    assert _curated_partition(pipeline)["StorageDescriptor"]["Location"].endswith(f"/run_id={rerun.name}/")

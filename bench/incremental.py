@@ -1,0 +1,129 @@
+"""Incremental batches into one daily partition: does a batch cost the same when the partition has grown?
+
+    python bench/incremental.py [--batches 24] [--files 20] [--rows 20000] [--no-full]
+
+Each batch lands `files` new CSV objects of `rows` rows in the same partition (1% of each batch's rows are
+newer versions of orders from earlier batches, so the merge replaces rows). Every batch runs the real ETL
+job with a batch manifest, merged onto the previous batch's snapshot (what an execution started by S3
+events does), then the real DQ job on the candidate; both on real Spark, one session, this process.
+Printed: per batch ETL and ETL + DQ seconds, batch 1 vs the last, and their ratio (goal: last/first <= 1.3).
+Reference in the same process: a full reprocessing of every object of the partition after the last
+batch, which is what each execution did before batch manifests (`lake rerun` still does it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from etl.job import run as run_etl  # noqa: E402
+from etl.session import build_spark  # noqa: E402
+from etl.storage import LocalStorage  # noqa: E402
+from quality.job import run as run_dq  # noqa: E402
+
+PARTITION = "ingest_date=2026-11-24"
+HEADER = "order_id,customer_id,order_ts,status,currency,amount,quantity,country,updated_at\n"
+STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled")
+CURRENCIES = ("EUR", "USD", "GBP")
+COUNTRIES = ("DE", "FR", "GB", "US", "ES", "IT", "NL", "PL")
+UPDATE_EVERY = 100  # 1% of a batch's rows update an order of an earlier batch
+
+
+def write_batch(raw: Path, batch: int, files: int, rows: int) -> list[str]:
+    """`files` objects of `rows` orders each; returns their keys in the raw bucket."""
+    folder = raw / "orders" / PARTITION
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = []
+    for f in range(files):
+        lines = [HEADER]
+        for r in range(rows):
+            n = (batch * files + f) * rows + r
+            order = n if batch == 0 or r % UPDATE_EVERY else (n * 7919) % (batch * files * rows)  # an earlier one
+            ts = f"2026-11-24 {batch % 24:02d}:{r // 60 % 60:02d}:{r % 60:02d}"
+            lines.append(f"o-{order:010d},c-{n % 50_000:05d},{ts},{STATUSES[n % 5]},{CURRENCIES[n % 3]},"
+                         f"{(n * 37) % 40_000 / 100 + 1:.2f},{n % 5 + 1},{COUNTRIES[n % 8]},{ts}\n")  # fmt: skip
+        name = f"batch-{batch + 1:02d}-{f + 1:03d}.csv"
+        (folder / name).write_text("".join(lines), encoding="utf-8")
+        keys.append(f"orders/{PARTITION}/{name}")
+    return keys
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batches", type=int, default=24)
+    parser.add_argument("--files", type=int, default=20)
+    parser.add_argument("--rows", type=int, default=20_000, help="rows per file")
+    parser.add_argument("--no-full", action="store_true", help="skip the full-reprocessing reference run")
+    args = parser.parse_args(argv)
+
+    lake = ROOT / "build" / "bench" / "incremental"
+    shutil.rmtree(lake, ignore_errors=True)
+    shutil.copytree(ROOT / "datasets" / "orders", lake / "artifacts" / "datasets" / "orders")
+    storage = LocalStorage(lake)
+    spark = build_spark("incremental-bench")
+    spark.sparkContext.setLogLevel("ERROR")
+    common = {"dataset": "orders", "partitions": PARTITION, "raw_uri": "s3://raw-bucket",
+              "curated_uri": "s3://curated-bucket", "staging_uri": "s3://staging-bucket",
+              "datasets_uri": "s3://artifacts/datasets"}  # fmt: skip
+    warm_up = {**common, "partitions": "ingest_date=2000-01-01", "run_id": "warm-up"}
+    (lake / "raw-bucket" / "orders" / "ingest_date=2000-01-01").mkdir(parents=True)
+    (lake / "raw-bucket" / "orders" / "ingest_date=2000-01-01" / "a.csv").write_text(HEADER + "o-1,c-1,2000-01-01 "
+                                                                                       "00:00:00,paid,EUR,1.00,1,DE,"
+                                                                                       "2000-01-01 00:00:00\n")
+    run_etl(warm_up, storage, spark)  # JVM start, class loading and code generation stay out of the timings
+    run_dq(warm_up, storage, spark)
+
+    published: str | None = None
+    results = []
+    for batch in range(args.batches):
+        keys = write_batch(lake / "raw-bucket", batch, args.files, args.rows)
+        run_id = f"batch-{batch + 1:02d}"
+        manifest = f"s3://staging-bucket/manifests/{run_id}.json"
+        storage.write_text(manifest, json.dumps({"objects": keys,
+                                                 "published": [{"partition": PARTITION, "location": published}]}))
+        start = time.perf_counter()
+        metrics = run_etl({**common, "run_id": run_id, "manifest_uri": manifest}, storage, spark)
+        etl = time.perf_counter() - start
+        run_dq({**common, "run_id": run_id}, storage, spark)
+        dq = time.perf_counter() - start - etl
+        published = f"s3://curated-bucket/orders/{PARTITION}/run_id={run_id}/"
+        results.append({"batch": batch + 1, "etl_seconds": round(etl, 2), "etl_dq_seconds": round(etl + dq, 2),
+                        "input_rows": metrics["input_rows"], "carried_rows": metrics["carried_rows"],
+                        "partition_rows": metrics["output_rows"]})  # fmt: skip
+        print(json.dumps(results[-1]), flush=True)
+
+    full = None
+    if not args.no_full:
+        full_metrics: dict = {}
+        full = timed(lambda: full_metrics.update(run_etl({**common, "run_id": "full"}, storage, spark)))
+        assert full_metrics["output_rows"] == results[-1]["partition_rows"], "full reprocessing disagrees"
+    spark.stop()
+    first, last = results[0], results[-1]
+    print(json.dumps({
+        "batches": args.batches, "files_per_batch": args.files, "rows_per_file": args.rows,
+        "first_etl_seconds": first["etl_seconds"], "last_etl_seconds": last["etl_seconds"],
+        "last_over_first_etl": round(last["etl_seconds"] / first["etl_seconds"], 2),
+        "first_etl_dq_seconds": first["etl_dq_seconds"], "last_etl_dq_seconds": last["etl_dq_seconds"],
+        "last_over_first_etl_dq": round(last["etl_dq_seconds"] / first["etl_dq_seconds"], 2),
+        "partition_rows_after_last": last["partition_rows"],
+        "full_reprocessing_after_last_seconds": round(full, 2) if full else None,
+        "goal": "last/first <= 1.3",
+    }, indent=2))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
