@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.etl_throughput import timed  # noqa: E402
 from etl.job import run as run_etl  # noqa: E402
 from etl.session import build_spark  # noqa: E402
 from etl.storage import LocalStorage  # noqa: E402
@@ -53,12 +54,6 @@ def write_batch(raw: Path, batch: int, files: int, rows: int) -> list[str]:
         (folder / name).write_text("".join(lines), encoding="utf-8")
         keys.append(f"orders/{PARTITION}/{name}")
     return keys
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
