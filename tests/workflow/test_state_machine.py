@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lake.local.glue_runtime import SimulatedJob
 from lake.local.simulated import dq_result_writer
 from tests.workflow.conftest import CSV
@@ -327,26 +329,75 @@ def test_execution__older_snapshot_never_replaces_a_newer_published_one(make_pip
     assert _curated_partition(pipeline)["StorageDescriptor"]["Location"].endswith("/run_id=newer/")
 
 
+def _task_errors(pipeline, execution_arn: str) -> list[tuple[str, str]]:
+    """(state, error) of every failed task attempt, retried or not, from the execution's history."""
+    from lake.executions import history
+
+    state, found = None, []
+    for event in history(pipeline.cloud.client("stepfunctions"), execution_arn):
+        if event["type"].endswith("StateEntered"):
+            state = event["stateEnteredEventDetails"]["name"]
+        elif event["type"] == "TaskFailed":
+            found.append((state, event["taskFailedEventDetails"]["error"]))
+    return found
+
+
+def _fail_once(monkeypatch, cls, method: str, error, when=lambda self, *args: True) -> dict:
+    """Make `cls.method` raise `error()` on its first call for which `when(self, *args)` holds."""
+    original = getattr(cls, method)
+    left = {"count": 1}
+
+    def failing(self, *args, **kwargs):
+        if left["count"] and when(self, *args):
+            left["count"] -= 1
+            raise error()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, method, failing)
+    return left
+
+
 def test_execution__throttled_catalog_call_is_retried(make_pipeline, monkeypatch):
+    """Glue's model defines ThrottlingException, so a throttled aws-sdk:glue call is `Glue.ThrottlingException`."""
     from moto.core.exceptions import JsonRESTError
     from moto.glue.models import GlueBackend
 
-    original = GlueBackend.get_table
-    throttled = {"left": 1}
-
-    def get_table(self, database_name, table_name):
-        if database_name == "lake_local_curated" and throttled["left"]:
-            throttled["left"] -= 1
-            raise JsonRESTError("ThrottlingException", "Rate exceeded")
-        return original(self, database_name, table_name)
-
-    monkeypatch.setattr(GlueBackend, "get_table", get_table)
+    throttling = lambda: JsonRESTError("ThrottlingException", "Rate exceeded")  # noqa: E731
+    left = _fail_once(monkeypatch, GlueBackend, "get_table", throttling,
+                      when=lambda _, database, table: database == "lake_local_curated")  # fmt: skip
     pipeline = make_pipeline()
     result = pipeline.wait(pipeline.start_manual("orders", [PARTITION]), timeout=120)
     assert result.status == "SUCCEEDED", result.failed_states()
-    assert throttled["left"] == 0
-    assert [s.error for s in result.states if s.name == "Get curated table"] in (
-        [None], ["Glue.ThrottlingException"], ["Glue.ThrottlingException", None])
+    assert left["count"] == 0
+    # Not-found lookups are caught by design (new partitions); the one other failed attempt is the throttled one.
+    errors = [e for _, e in _task_errors(pipeline, result.arn) if e != "Glue.EntityNotFoundException"]
+    assert errors == ["Glue.ThrottlingException"]
+
+
+@pytest.mark.filterwarnings("ignore:Exception\\(CloudWatchException\\) with code Throttling:UserWarning")
+def test_execution__s3_slow_down_and_cloudwatch_throttling_retried_under_their_aws_names(make_pipeline, monkeypatch):
+    """S3's 503 SlowDown and CloudWatch's `Throttling` are codes their service models do not define, so the emulator
+    (like Step Functions on AWS) reports the service's base exception: `S3.S3Exception` and
+    `CloudWatch.CloudWatchException` (https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html,
+    https://github.com/cdklabs/construct-hub/pull/1904). A retrier on `S3.SlowDownException` never fires."""
+    from moto.cloudwatch.exceptions import CloudWatchException
+    from moto.cloudwatch.models import CloudWatchBackend
+    from moto.s3.exceptions import S3ClientError
+    from moto.s3.responses import S3Response
+
+    # The GetObject request handler: the backend's get_object also serves moto's own PutObject.
+    slow_down = _fail_once(monkeypatch, S3Response, "get_object",
+                           lambda: S3ClientError("SlowDown", "Please reduce your request rate."),
+                           when=lambda response: response.path.endswith("/dq_summary.json"))  # fmt: skip
+    throttled = _fail_once(monkeypatch, CloudWatchBackend, "put_metric_data",
+                           lambda: CloudWatchException("Throttling", "Rate exceeded"))  # fmt: skip
+    pipeline = make_pipeline()
+    result = pipeline.wait(pipeline.start_manual("orders", [PARTITION]), timeout=120)
+    assert result.status == "SUCCEEDED", result.failed_states()
+    assert (slow_down["count"], throttled["count"]) == (0, 0)
+    errors = [(state, e) for state, e in _task_errors(pipeline, result.arn) if e != "Glue.EntityNotFoundException"]
+    assert errors == [("Read data quality result", "S3.S3Exception"),
+                      ("Record metrics (published)", "CloudWatch.CloudWatchException")]
 
 
 def test_execution__dq_result_of_many_partitions_stays_under_the_payload_limit(make_pipeline):
