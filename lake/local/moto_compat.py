@@ -126,6 +126,11 @@ PATCHED_SYMBOLS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     ("moto.stepfunctions.parser.asl.eval.environment", "Environment.set_error", ("self", "error")),
     (f"{_SVC}.state_task_service", "StateTaskService._verify_size_quota", ("self", "env", "value")),
+    # Subclassed by strict_event_pattern() (defect 8), which the offline trigger and status rules match with:
+    ("moto.events.models", "EventPattern._does_item_match_filters", ("self", "item", "filters")),
+    ("moto.events.models", "EventPattern._does_item_match_named_filter", ("item", "pattern")),
+    ("moto.events.models", "EventPattern.load", ("raw_pattern",)),
+    ("moto.events.models", "UNDEFINED", ()),
 )
 
 # AWS names aws-sdk integration errors `<Service>.<Exception>`, the service as in the resource ARN in
@@ -426,6 +431,58 @@ def _patch_context_start_time() -> None:
 
     _get_evaluation_environment._lake_patched = True  # type: ignore[attr-defined]
     cls._get_evaluation_environment = _get_evaluation_environment
+
+
+# Defect 8 (new): moto's EventBridge matcher lets `anything-but` match a JSON null (`null not in [...]` is true),
+# so a rule `"error": [{"anything-but": [...]}]` matched the `"error": null` of a timed-out or aborted execution
+# offline, and a test could not tell whether a rule that relies on it reports those executions on AWS.
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html documents: a null value is
+# matched by `[null]` only, not by `[""]` (eb-event-patterns-null-values.html); anything-but takes strings or numbers
+# (and prefix/suffix/equals-ignore-case/wildcard, which are string operators); exists matches on the presence or
+# absence of a leaf field. It does not say whether anything-but or exists matches a null (or anything-but a boolean,
+# or a number against string values). Where it is silent this matcher takes the stricter answer, so that nothing
+# matches offline that might not match on AWS: anything-but matches only a value of its own type (a string, or a
+# non-boolean number for numeric values), never null or a boolean; a null field matches neither `exists: true` nor
+# `exists: false`; numeric never matches a boolean. Everything else is moto's matcher.
+_strict_pattern_class: Any = None
+
+
+def strict_event_pattern() -> Any:
+    """moto's EventPattern with defect 8 fixed: `strict_event_pattern().load(json_text).matches_event(event)`."""
+    global _strict_pattern_class
+    if _strict_pattern_class is not None:
+        return _strict_pattern_class
+    models = importlib.import_module("moto.events.models")
+    base, undefined = models.EventPattern, models.UNDEFINED
+
+    def _single(item: Any, name: str, value: Any) -> bool:
+        if name == "anything-but":
+            if isinstance(value, dict):
+                wanted: tuple[type, ...] = (str,)
+            else:
+                values = value if isinstance(value, list) else [value]
+                numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+                wanted = (int, float) if numeric else (str,)
+            if item is None or isinstance(item, bool) or not isinstance(item, wanted):
+                return False
+        elif name == "numeric" and isinstance(item, bool):
+            return False
+        return base._does_item_match_named_filter(item, {name: value})
+
+    class StrictEventPattern(base):  # type: ignore[misc, valid-type]
+        @staticmethod
+        def _does_item_match_named_filter(item: Any, pattern: dict[str, Any]) -> bool:
+            name, value = next(iter(pattern.items()))
+            if name == "exists":
+                return item is not None and (item is not undefined) == value
+            if item is undefined:
+                return False
+            if isinstance(item, list):
+                return any(_single(element, name, value) for element in item)
+            return _single(item, name, value)
+
+    _strict_pattern_class = StrictEventPattern
+    return StrictEventPattern
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:

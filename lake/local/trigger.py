@@ -2,8 +2,9 @@
 the Pipe's batching window -> one execution per batch; and execution status changes -> the failure
 rule's input transformer -> SNS.
 
-Event patterns are matched with moto's own EventBridge matcher; the routes (pattern, batch window, batch
-size, state machine) come from the synthesized template, so the offline trigger behaves as deployed.
+Event patterns are matched with moto's own EventBridge matcher, made at least as strict as AWS on null values
+(lake/local/moto_compat.py, defect 8); the routes (pattern, batch window, batch size, state machine) come from the
+synthesized template, so the offline trigger behaves as deployed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from moto.events.models import EventPattern
+from lake.local.moto_compat import strict_event_pattern
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -128,8 +129,8 @@ class PipePayloadTooLarge(ValueError):
 
 
 def matches_pattern(pattern: dict, event: dict) -> bool:
-    """EventBridge pattern matching, with moto's own matcher."""
-    return EventPattern.load(json.dumps(pattern)).matches_event(event)
+    """EventBridge pattern matching: moto's matcher, at least as strict as AWS on null values (moto_compat defect 8)."""
+    return strict_event_pattern().load(json.dumps(pattern)).matches_event(event)
 
 
 @dataclass

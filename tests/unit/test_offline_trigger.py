@@ -9,6 +9,8 @@ from lake.local.trigger import (
     LocalTrigger,
     PipePayloadTooLarge,
     TriggerRoute,
+    execution_status_event,
+    matches_pattern,
     object_created_event,
     pipe_payload,
     render_input_transformer,
@@ -166,3 +168,43 @@ def test_flush__a_batch_too_large_for_the_pipe_is_dead_lettered_not_started():
     assert started == []
     assert len(trigger.routes[0].dead_letters) == 300
     assert "at most 262144" in trigger.routes[0].dead_letters[0][1]
+
+
+def _status_event(status: str, error: str | None = None) -> dict:
+    execution = {"executionArn": "arn:aws:states:us-east-1:123456789012:execution:sm:run", "name": "run",
+                 "status": status, **({"error": error, "cause": "why"} if error else {})}  # fmt: skip
+    return execution_status_event(execution, "arn:aws:states:us-east-1:123456789012:stateMachine:sm")
+
+
+@pytest.mark.parametrize("status", ["TIMED_OUT", "ABORTED"])
+@pytest.mark.parametrize(
+    "error_filter",
+    [{"anything-but": ["DataQualityFailed"]}, {"anything-but": "DataQualityFailed"}, {"anything-but": {"prefix": "X"}},
+     {"exists": False}, {"exists": True}, {"prefix": ""}, ""],
+)  # fmt: skip
+def test_matches_pattern__a_null_error_is_matched_by_null_only(status, error_filter):
+    """A timed-out or aborted execution's event carries `"error": null`
+    (https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html). EventBridge matches a null with `[null]`
+    and documents no other operator that does (eb-create-pattern-operators.html, eb-event-patterns-null-values.html);
+    the local matcher takes the stricter reading, so a rule relying on an `error` filter fails here as it may on AWS."""
+    event = _status_event(status)
+    assert event["detail"]["error"] is None
+    assert not matches_pattern({"detail": {"status": [status], "error": [error_filter]}}, event)
+    assert matches_pattern({"detail": {"status": [status], "error": [None]}}, event)
+    assert matches_pattern({"detail": {"status": [status]}}, event)
+
+
+def test_matches_pattern__anything_but_and_exists_on_present_and_absent_values():
+    failed = _status_event("FAILED", "States.TaskFailed")
+    assert matches_pattern({"detail": {"error": [{"anything-but": ["DataQualityFailed"]}]}}, failed)
+    assert not matches_pattern({"detail": {"error": [{"anything-but": ["States.TaskFailed"]}]}}, failed)
+    assert matches_pattern({"detail": {"error": [{"anything-but": {"prefix": "Data"}}]}}, failed)
+    assert matches_pattern({"detail": {"error": [{"exists": True}]}}, failed)
+    assert matches_pattern({"detail": {"missing": [{"exists": False}]}}, failed)
+    assert not matches_pattern({"detail": {"missing": [{"anything-but": ["x"]}]}}, failed)
+    typed = {"detail": {"flag": True, "count": 5, "code": "5"}}
+    assert not matches_pattern({"detail": {"flag": [{"anything-but": ["x"]}]}}, typed)  # booleans: stricter
+    assert not matches_pattern({"detail": {"flag": [{"numeric": [">", 0]}]}}, typed)
+    assert matches_pattern({"detail": {"count": [{"anything-but": [4]}]}}, typed)
+    assert not matches_pattern({"detail": {"count": [{"anything-but": ["4"]}]}}, typed)  # other type: stricter
+    assert matches_pattern({"detail": {"code": [{"anything-but": ["4"]}]}}, typed)

@@ -429,16 +429,33 @@ def _curated_partitions(pipeline):
 
 
 def test_execution__aborted_execution_is_reported(make_pipeline):
-    pipeline = make_pipeline(crawl_min_duration_s=30)
-    arn = pipeline.start_manual("orders", [PARTITION], name="to-abort")
+    """Stopped as from the console (no error, no cause): the status event carries `"error": null`, which only
+    a rule without an `error` filter reports (the local matcher is strict on nulls, see test_offline_trigger.py)."""
     import time
 
+    pipeline = make_pipeline(crawl_min_duration_s=30)
+    arn = pipeline.start_manual("orders", [PARTITION], name="to-abort")
     time.sleep(2)
-    pipeline.cloud.client("stepfunctions").stop_execution(executionArn=arn, error="Operator", cause="stopped")
+    pipeline.cloud.client("stepfunctions").stop_execution(executionArn=arn)
     result = pipeline.wait(arn, timeout=60)
-    assert result.status == "ABORTED"
+    assert (result.status, result.error) == ("ABORTED", None)
     (message,) = _messages(pipeline)
     assert "Pipeline execution to-abort ended with status ABORTED." in message
+    assert "lake show to-abort" in message
+
+
+def test_execution__timed_out_execution_is_reported(make_pipeline):
+    """The deployed definition with a 2 s execution timeout (the stage's is 45 min): TIMED_OUT, `"error": null`."""
+    pipeline = make_pipeline(crawl_min_duration_s=30)
+    sfn = pipeline.cloud.client("stepfunctions")
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=pipeline.state_machine_arn)["definition"])
+    definition["TimeoutSeconds"] = 2
+    sfn.update_state_machine(stateMachineArn=pipeline.state_machine_arn, definition=json.dumps(definition))
+    result = pipeline.wait(pipeline.start_manual("orders", [PARTITION], name="to-time-out"), timeout=60)
+    assert (result.status, result.error) == ("TIMED_OUT", None)
+    (message,) = _messages(pipeline)
+    assert "Pipeline execution to-time-out ended with status TIMED_OUT." in message
+    assert "lake show to-time-out" in message
 
 
 def test_failure_rule__reports_an_execution_started_from_another_process(make_pipeline):
