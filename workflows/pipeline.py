@@ -15,7 +15,7 @@ Every AWS SDK task retries throttling and server errors (bounded, exponential ba
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
@@ -106,6 +106,7 @@ class LakePipeline(Construct):
         retry_interval_seconds: int,
         execution_timeout_minutes: int,
         log_retention_days: int,
+        destroy_on_removal: bool = False,
     ) -> None:
         super().__init__(scope, id_)
         self._stack = Stack.of(self)
@@ -129,6 +130,9 @@ class LakePipeline(Construct):
             "ExecutionLogs",
             encryption_key=key,
             log_group_name=f"{VENDED_LOGS_PREFIX}{self._stack.stack_name}-pipeline",
+            # Retained like the data unless the stage is destroyable: a retained group keeps its fixed name, so the
+            # stage's next deploy would fail on it (and its KMS key is scheduled for deletion with the stack).
+            removal_policy=RemovalPolicy.DESTROY if destroy_on_removal else RemovalPolicy.RETAIN,
         )
         # Any retention in days that CloudWatch accepts (validated in workflows/config.py).
         self.log_group.node.default_child.add_property_override("RetentionInDays", log_retention_days)

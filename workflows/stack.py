@@ -107,6 +107,7 @@ class DataLakeStack(Stack):
             retry_interval_seconds=config.job_retry_interval_seconds,
             execution_timeout_minutes=config.execution_timeout_minutes,
             log_retention_days=config.log_retention_days,
+            destroy_on_removal=config.destroy_on_removal,
         )
         self.triggers = {
             spec.name: DatasetTrigger(

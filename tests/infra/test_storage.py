@@ -92,3 +92,46 @@ def test_removal__destroy_stage_empties_every_bucket_before_deleting_it(template
         if r["Type"] == "Custom::S3AutoDeleteObjects"
     }
     assert emptied == set(_buckets(template_json))
+
+
+# The property that gives each resource type a fixed (physical) name, when set.
+PHYSICAL_NAME = {
+    "AWS::S3::Bucket": "BucketName", "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::StepFunctions::StateMachine": "StateMachineName", "AWS::Athena::WorkGroup": "Name",
+    "AWS::Glue::SecurityConfiguration": "Name", "AWS::Glue::Job": "Name", "AWS::Glue::Crawler": "Name",
+    "AWS::SNS::Topic": "TopicName", "AWS::SQS::Queue": "QueueName", "AWS::KMS::Alias": "AliasName",
+    "AWS::IAM::Role": "RoleName", "AWS::Events::Rule": "Name", "AWS::Pipes::Pipe": "Name",
+    "AWS::CloudWatch::Alarm": "AlarmName", "AWS::CloudWatch::Dashboard": "DashboardName",
+}  # fmt: skip
+
+
+def _physical_name(resource: dict):
+    properties = resource.get("Properties", {})
+    if resource["Type"] == "AWS::Glue::Database":
+        return properties.get("DatabaseInput", {}).get("Name")
+    return properties.get(PHYSICAL_NAME.get(resource["Type"], ""))
+
+
+def _deleted_with_the_stack(resource: dict) -> bool:
+    return {resource.get("DeletionPolicy", "Delete"), resource.get("UpdateReplacePolicy", "Delete")} == {"Delete"}
+
+
+def test_removal__every_named_or_retained_resource_follows_the_stage(template_json, prod_template_json):
+    """A destroy stage (dev) is torn down with `cdk destroy` and deployed again: a resource the stack leaves behind
+    keeps its fixed name, and the next deploy fails on it (already exists; for the state machine's log group
+    `/aws/vendedlogs/states/DataLake-<stage>-pipeline` also with a KMS key that is scheduled for deletion). So in a
+    destroy stage every resource with a physical name, and every resource a retain stage keeps, is deleted with the
+    stack; a retain stage (prod) keeps the data: buckets, the key, the log groups."""
+    dev, prod = template_json["Resources"], prod_template_json["Resources"]
+    named = {lid for lid, r in dev.items() if _physical_name(r)}
+    retained_in_prod = {lid for lid, r in prod.items() if r.get("DeletionPolicy") == "Retain"}
+    log_groups = {lid for lid, r in dev.items() if r["Type"] == "AWS::Logs::LogGroup"}
+    assert log_groups and log_groups <= named
+    assert {lid for lid, r in prod.items() if r["Type"] in ("AWS::S3::Bucket", "AWS::KMS::Key", "AWS::Logs::LogGroup")
+            } == retained_in_prod  # fmt: skip
+    for lid in retained_in_prod:
+        assert prod[lid].get("UpdateReplacePolicy") == "Retain", lid
+    left_behind = {lid: (dev[lid]["Type"], _physical_name(dev[lid]), dev[lid].get("DeletionPolicy"))
+                   for lid in sorted(named | retained_in_prod) if not _deleted_with_the_stack(dev[lid])}  # fmt: skip
+    assert left_behind == {}
+    assert not [lid for lid, r in dev.items() if not _deleted_with_the_stack(r)]
