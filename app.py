@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """CDK entry point: reads the stage config from cdk.json context and builds the stack.
 
-cdk synth -c stage=prod          # via the CDK CLI (cdk.json runs this file with the venv's Python)
-python app.py -c stage=prod      # without the CLI (what `make synth` and the tests do)
+cdk synth -c stage=dev           # via the CDK CLI (cdk.json runs this file with the venv's Python)
+python app.py -c stage=dev       # without the CLI (`make synth` runs it with the default stage, dev)
+
+`-c stage=prod` needs real on-call subscriptions in cdk.json first: its placeholders are refused (exit code 2).
 
 The cloud assembly goes to $CDK_OUTDIR when the CDK CLI sets it (`cdk synth -o <dir>`), else to cdk.out/.
 """

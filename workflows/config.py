@@ -106,7 +106,8 @@ class StageConfig:
 
 _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "batch_window_seconds": (0, 300),  # EventBridge Pipes MaximumBatchingWindowInSeconds
-    # Each S3 event record is ~1.1 KB in the execution input, and StartExecution accepts 256 KiB.
+    # The Pipe's input template sends ~150 bytes plus the key per object (workflows/trigger.py): 200 objects with
+    # 1,024-character keys stay under the 256 KiB StartExecution accepts.
     "batch_size": (1, 200),
     "crawler_poll_interval_seconds": (1, 600),
     "job_retry_interval_seconds": (1, 300),
