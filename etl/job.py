@@ -91,52 +91,44 @@ def _run(
     if spec.format == "parquet":
         data_lines.update(tf.parquet_rows(spark, storage, plan.readable))
 
-    enforced = tf.enforce_schema(tf.read_records(spark, storage, plan, spec, args["raw_uri"]), spec)
-    enforced = tf.stamp_provenance(enforced, run_id, ingested_at).persist(StorageLevel.MEMORY_AND_DISK)
+    enforced = tf.enforce_schema(tf.read_records(spark, storage, plan, spec), spec)
+    rows = tf.for_cache(tf.stamp_provenance(enforced, run_id, ingested_at)).persist(StorageLevel.MEMORY_AND_DISK)
+    cached = [rows]
     try:
+        counts = tf.count_by_partition(rows, spec)  # the one pass over the raw objects; fills the cache
+        reasons = _write_rejects(rows, counts, args, spec, partitions, storage, spark)
         carried, snapshots = tf.published_rows(spark, storage, spec, batch.published, batch.replaced_sources)
-        rows = enforced if carried is None else enforced.unionByName(carried)
-        counts = tf.count_by_partition(rows, spec)
-        valid, rejected = tf.split_rejects(rows)
-        rejects = tf.reject_records(rejected, spec, run_id)
-        total_rejected = sum(c["rejected_rows"] for c in counts.values())
-        reasons = tf.reason_counts(rejects) if total_rejected else {}
-        for partition in partitions:
-            value = partition.split("=", 1)[1]
-            if counts.get(value, {}).get("rejected_rows", 0):
-                tf.write_rejects(rejects, storage, args["staging_uri"], spec, run_id, partition)
-            else:
-                schema = rejects.drop(spec.partition_key).schema
-                path = storage.spark_path(tf.reject_partition_uri(args["staging_uri"], spec, partition, run_id))
-                tf.write_empty(spark, schema, path, "json")
-
-        total_valid = sum(c["distinct_keys"] for c in counts.values())
-        curated = tf.add_provenance(tf.deduplicate(valid, spec), spec)
-        if total_valid:
-            tf.write_curated(curated, storage, args["curated_uri"], spec, run_id, tf.file_count(total_valid))
+        batch_rows = sum(c["parsed_rows"] - c["rejected_rows"] for c in counts.values())
+        merged = tf.merge_batch(tf.valid_rows(rows), carried, spec, batch_rows)
+        cached += merged.cached
+        total = batch_rows + sum(s["snapshot_rows"] - s["replaced_rows"] for s in snapshots.values())
+        if total:
+            curated = tf.add_provenance(merged.rows, spec)
+            tf.write_curated(curated, storage, args["curated_uri"], spec, run_id, tf.file_count(total))
     finally:
-        enforced.unpersist()
+        for frame in cached:
+            frame.unpersist()
 
     per_partition: dict[str, dict[str, Any]] = {}
-    empty = {"parsed_rows": 0, "rejected_rows": 0, "carried_rows": 0, "distinct_keys": 0}
+    empty = {"parsed_rows": 0, "rejected_rows": 0}
     for partition in partitions:
         value = partition.split("=", 1)[1]
         path = storage.spark_path(tf.curated_partition_uri(args["curated_uri"], spec, partition, run_id))
         count = counts.get(value, empty)
-        valid_rows = count["parsed_rows"] - count["rejected_rows"] + count["carried_rows"]
-        if valid_rows == 0:
-            tf.write_empty(spark, curated.drop(spec.partition_key).schema, path, "parquet")
+        snapshot = snapshots.get(value, {"snapshot_rows": 0, "replaced_rows": 0})
+        carried_rows = snapshot["snapshot_rows"] - snapshot["replaced_rows"]
+        if count["parsed_rows"] - count["rejected_rows"] + carried_rows == 0:
+            tf.write_empty(spark, tf.curated_schema(spec), path, "parquet")
             output_rows = 0
         else:
             output_rows = spark.read.parquet(path).count()  # Parquet footers only: cheap, checks the write
         readable = [o for o in plan.readable if o.partition == partition]
-        snapshot = snapshots.get(value, {"snapshot_rows": 0, "replaced_rows": 0})
         per_partition[partition] = {
             "input_rows": sum(data_lines.get(o.uri, 0) for o in readable),
             "output_rows": output_rows,
             "rejected_rows": count["rejected_rows"],
-            "duplicates_removed": valid_rows - count["distinct_keys"],
-            "carried_rows": count["carried_rows"],
+            "duplicates_removed": merged.duplicates.get(value, 0),
+            "carried_rows": carried_rows,
             "snapshot_rows": snapshot["snapshot_rows"],
             "replaced_rows": snapshot["replaced_rows"],
             "merged_onto": batch.published.get(partition),
@@ -167,23 +159,32 @@ def _run(
     return metrics
 
 
+def _write_rejects(rows: Any, counts: dict[str, dict[str, int]], args: dict[str, str], spec: DatasetSpec,
+                   partitions: list[str], storage: Storage, spark: Any) -> dict[str, int]:  # fmt: skip
+    """Each partition's rejects (an empty folder when it has none); returns the reject counts by reason."""
+    from pyspark.sql import functions as F
+
+    rejects = tf.reject_records(rows.where(F.col(tf.REASON).isNotNull()), spec, args["run_id"])
+    for partition in partitions:
+        if counts.get(partition.split("=", 1)[1], {}).get("rejected_rows", 0):
+            tf.write_rejects(rejects, storage, args["staging_uri"], spec, args["run_id"], partition)
+        else:
+            path = tf.reject_partition_uri(args["staging_uri"], spec, partition, args["run_id"])
+            tf.write_empty(spark, rejects.drop(spec.partition_key).schema, storage.spark_path(path), "json")
+    return tf.reason_counts(rejects) if any(c["rejected_rows"] for c in counts.values()) else {}
+
+
 def check_balance(partition: str, counts: dict[str, int], parsed_rows: int) -> None:
-    """Every data line of the partition's readable objects (counted on the driver, independently of the
-    Spark parser) and every row carried from the published snapshot must end up written, rejected or removed
-    as a duplicate (valid rows minus distinct keys, counted independently of the deduplication), and every
-    snapshot row is carried or replaced; otherwise rows were lost and the run fails."""
-    if counts["snapshot_rows"] != counts["carried_rows"] + counts["replaced_rows"]:
-        raise RuntimeError(
-            f"row accounting does not balance for {partition}: the published snapshot {counts['merged_onto']} "
-            f"holds {counts['snapshot_rows']} rows, but {counts['carried_rows']} were carried + "
-            f"{counts['replaced_rows']} replaced by objects of this batch"
-        )
+    """Every data line of the partition's readable objects (counted on the driver, independently of the Spark
+    parser) and every row carried from the published snapshot (counted on the snapshot) must end up written
+    (counted from the written files), rejected, or removed as an older version of its key (counted from the key
+    columns alone, independently of the de-duplication); otherwise rows were lost and the run fails."""
     accounted = counts["output_rows"] + counts["rejected_rows"] + counts["duplicates_removed"]
     if counts["input_rows"] + counts["carried_rows"] != accounted:
         raise RuntimeError(
             f"row accounting does not balance for {partition}: its objects hold {counts['input_rows']} data lines "
             f"and Spark parsed {parsed_rows} rows, {counts['carried_rows']} rows were carried from the published "
-            f"snapshot, but {counts['output_rows']} were written + "
+            f"snapshot {counts['merged_onto']}, but {counts['output_rows']} were written + "
             f"{counts['rejected_rows']} rejected + {counts['duplicates_removed']} duplicates = {accounted}"
         )
 

@@ -3,7 +3,7 @@
 Pipeline (each step a function, unit-testable on local Spark):
 
     plan = plan_sources(storage, objects, spec)            # driver: headers, empty files, schema drift
-    lines = read_records(spark, storage, plan, spec, raw_uri)  # one string column per spec column + problem
+    lines = read_records(spark, storage, plan, spec)       # one string column per spec column + problem
     enforced = enforce_schema(lines, spec)                  # typed columns + `_reject_reason`
     rows = stamp_provenance(enforced, run_id, ingested_at)  # this run's rows ...
     rows = rows.unionByName(published_rows(...)[0])         # ... + the published rows they merge onto
@@ -40,6 +40,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import reduce
 
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -59,11 +60,13 @@ LINE = "_line_number"
 PROBLEM = "_problem"
 REASON = "_reject_reason"
 CORRUPT = "_corrupt_record"
-CARRIED = "_carried"  # a row of the published snapshot the batch merges onto
+FILE = "_file"  # the file Spark read a row from (`_metadata.file_path`)
+ROW_HASH = "_row_hash"
+VERSIONS = "_versions"
 RUN_FOLDER = "run_id"  # curated folders: {dataset}/{partition}/run_id={run_id}/
 REJECT_FIELDS = ("source_object", "line_number", "raw_record", "reason", "run_id")
+BROADCAST_ROWS = 2_000_000  # keys joined by broadcast up to this many (~100 MB on the driver)
 TARGET_ROWS_PER_FILE = 2_000_000  # ~100-130 MB of Parquet for an orders-like row
-REPLACEMENT_CHAR = "\ufffd"
 
 
 @dataclass
@@ -126,22 +129,42 @@ def _header_enabled(spec: DatasetSpec) -> bool:
     return (spec.reader_option("header", "true") or "true").lower() == "true"
 
 
-def _source_columns(spec: DatasetSpec, raw_uri: str) -> list[SparkColumn]:
-    """`lake_source_object` (the s3:// URI, not the Spark path) and the partition value, per row."""
-    pattern = rf"/({spec.name}/{spec.partition_key}=[^/]+/.*)$"
-    relative = F.regexp_extract(F.input_file_name(), pattern, 1)
-    decoded = F.url_decode(F.regexp_replace(relative, r"\+", "%2B"))
-    source = F.concat(F.lit(raw_uri.rstrip("/") + "/"), decoded).alias(SOURCE_OBJECT)
-    partition = F.regexp_extract(F.input_file_name(), rf"/{spec.partition_key}=([^/]+)/", 1)
-    return [source, F.url_decode(F.regexp_replace(partition, r"\+", "%2B")).alias(spec.partition_key)]
+def _spark_file_path(spark: SparkSession, path: str) -> str:
+    """The string Spark reports as `_metadata.file_path` for a file it was given as `path`: the Hadoop path's
+    URL-encoded URI (what Spark's SparkPath does), with a local file's empty authority dropped (`file:/x`, the
+    form Spark's file listing gives)."""
+    jvm = spark._jvm
+    encoded = str(jvm.org.apache.spark.paths.SparkPath.fromPath(jvm.org.apache.hadoop.fs.Path(path)).urlEncoded())
+    return "file:/" + encoded[len("file:///") :] if encoded.startswith("file:///") else encoded
+
+
+def with_source(
+    spark: SparkSession, storage: Storage, frame: DataFrame, objects: Iterable[RawObject], spec: DatasetSpec
+) -> DataFrame:
+    """Replace the `_file` column (`_metadata.file_path`) of `frame` by `lake_source_object` (the object's
+    s3:// URI) and the partition value. One broadcast lookup per row: parsing and URL-decoding the path of
+    every row cost more than the CSV parse itself. A row of a file that is not one of `objects` fails the job
+    naming the file, instead of getting a null source."""
+    files = {_spark_file_path(spark, storage.spark_path(o.uri)): o for o in objects}
+    lookup = spark.createDataFrame(
+        [(path, o.uri, o.partition_value) for path, o in files.items()],
+        f"`{FILE}` STRING, `{SOURCE_OBJECT}` STRING, `{spec.partition_key}` STRING",
+    )
+    joined = frame.join(F.broadcast(lookup), FILE, "left")
+    unknown = F.raise_error(F.concat(F.lit("read a file that is not one of the run's objects: "), F.col(FILE)))
+    source = F.coalesce(F.col(SOURCE_OBJECT), unknown.cast("string")).alias(SOURCE_OBJECT)
+    others = [c for c in frame.columns if c != FILE]
+    return joined.select(source, F.col(spec.partition_key), *others)
 
 
 def _text_lines(
-    spark: SparkSession, storage: Storage, objects: Iterable[RawObject], spec: DatasetSpec, raw_uri: str
+    spark: SparkSession, storage: Storage, objects: Iterable[RawObject], spec: DatasetSpec
 ) -> DataFrame:
     """Non-blank lines of text objects: source object, partition value, line (BOM stripped, decoded)."""
+    objects = list(objects)
     paths = [storage.spark_path(o.uri) for o in objects]
-    lines = spark.read.text(paths).select(*_source_columns(spec, raw_uri), F.col("value"))
+    raw = spark.read.text(paths).select(F.col("_metadata.file_path").alias(FILE), F.col("value"))
+    lines = with_source(spark, storage, raw, objects, spec)
     encoding = (spec.reader_option("encoding", "UTF-8") or "UTF-8").upper()
     value = F.col("value")
     if encoding not in ("UTF-8", "UTF8"):
@@ -175,10 +198,6 @@ def _malformed_reason(value: SparkColumn, expected: int, spec: DatasetSpec) -> S
     )
 
 
-def _invalid_utf8(columns: list[SparkColumn]) -> SparkColumn:
-    return F.concat_ws("\u0001", *columns).contains(REPLACEMENT_CHAR)
-
-
 def _header_hint(names: list[str], header: str, spec: DatasetSpec) -> str:
     delimiter = _csv_options(spec)["sep"]
     if len(names) == 1:
@@ -189,7 +208,7 @@ def _header_hint(names: list[str], header: str, spec: DatasetSpec) -> str:
 
 
 def read_csv(
-    spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec, raw_uri: str
+    spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec
 ) -> DataFrame | None:
     """CSV objects -> one string column per spec column, `_raw_record`, `_line_number`, `_problem`."""
     frames: list[DataFrame] = []
@@ -197,20 +216,17 @@ def read_csv(
     for header, objects in plan.headers.items():
         names = split_header(header, spec) if header else list(spec.column_names)  # "": no header line
         schema = ", ".join(f"`c{i}` STRING" for i in range(len(names))) + f", `{CORRUPT}` STRING"
-        lines = _text_lines(spark, storage, objects, spec, raw_uri)
+        lines = _text_lines(spark, storage, objects, spec)
         if header:  # every line equal to the header is a header line (files concatenated with their headers)
             lines = lines.where(F.col("value") != F.lit(header))
         parsed = lines.withColumn("p", F.from_csv(F.col("value"), schema, options))
         fields = {name: F.col(f"p.c{i}") for i, name in enumerate(names)}
         missing = [c.name for c in spec.columns if c.name not in fields and not c.nullable]
-        problem = F.when(_invalid_utf8(list(fields.values())), F.lit("invalid UTF-8 bytes in row"))
         if missing:
             text = _header_hint(names, header, spec) + "; ".join(f"missing required column {m}" for m in missing)
-            problem = problem.otherwise(F.lit(text))
+            problem = F.lit(text)
         else:
-            problem = problem.when(
-                F.col(f"p.{CORRUPT}").isNotNull(), _malformed_reason(F.col("value"), len(names), spec)
-            )
+            problem = F.when(F.col(f"p.{CORRUPT}").isNotNull(), _malformed_reason(F.col("value"), len(names), spec))
         frames.append(
             parsed.select(
                 SOURCE_OBJECT,
@@ -225,12 +241,12 @@ def read_csv(
 
 
 def read_json_lines(
-    spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec, raw_uri: str
+    spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec
 ) -> DataFrame | None:
     """JSON-lines objects (one object per line); keys matched by normalised name."""
     if not plan.readable:
         return None
-    lines = _text_lines(spark, storage, plan.readable, spec, raw_uri)
+    lines = _text_lines(spark, storage, plan.readable, spec)
     parsed = lines.withColumn("m", F.from_json(F.col("value"), "map<string,string>"))
     keys = [r[0] for r in parsed.select(F.explode(F.map_keys("m"))).distinct().collect()]
     by_name: dict[str, list[str]] = {}
@@ -246,9 +262,7 @@ def read_json_lines(
         return candidates[0] if len(candidates) == 1 else F.coalesce(*candidates)
 
     columns = {c.name: value(c.name) for c in spec.columns}
-    problem = F.when(F.col("m").isNull(), F.lit("malformed JSON line")).when(
-        _invalid_utf8([F.col("value")]), F.lit("invalid UTF-8 bytes in row")
-    )
+    problem = F.when(F.col("m").isNull(), F.lit("malformed JSON line"))
     return parsed.select(
         SOURCE_OBJECT,
         spec.partition_key,
@@ -260,12 +274,14 @@ def read_json_lines(
 
 
 def read_parquet(
-    spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec, raw_uri: str
+    spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec
 ) -> DataFrame | None:
     """Parquet objects; typed values are turned back to text in the spec's format, then enforced."""
     if not plan.readable:
         return None
     df = spark.read.option("mergeSchema", "true").parquet(*[storage.spark_path(o.uri) for o in plan.readable])
+    located = with_source(spark, storage, df.select("*", F.col("_metadata.file_path").alias(FILE)), plan.readable,
+                          spec)  # fmt: skip
     renamed = {f.name: normalise_column_name(f.name) for f in df.schema.fields}
     plan.extra_columns.update(n for n in renamed.values() if n not in spec.column_names)
     plan.missing_columns.update(c for c in spec.column_names if c not in renamed.values())
@@ -281,8 +297,9 @@ def read_parquet(
 
     missing = [c.name for c in spec.columns if c.name not in source and not c.nullable]
     problem = F.lit("; ".join(f"missing required column {m}" for m in missing) or None).cast("string")
-    return df.select(
-        *_source_columns(spec, raw_uri),
+    return located.select(
+        SOURCE_OBJECT,
+        spec.partition_key,
         *[as_text(c).alias(c.name) for c in spec.columns],
         F.to_json(F.struct(*[F.col(f"`{n}`") for n in df.columns])).alias(RAW),
         F.lit(None).cast("long").alias(LINE),
@@ -290,10 +307,10 @@ def read_parquet(
     )
 
 
-def read_records(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec, raw_uri: str) -> DataFrame:
+def read_records(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: DatasetSpec) -> DataFrame:
     """Dispatch on the spec's format. Always returns a DataFrame (empty when there is nothing to read)."""
     reader = {"csv": read_csv, "json": read_json_lines, "parquet": read_parquet}[spec.format]
-    df = reader(spark, storage, plan, spec, raw_uri)
+    df = reader(spark, storage, plan, spec)
     return df if df is not None else spark.createDataFrame([], raw_schema(spec))
 
 
@@ -317,6 +334,16 @@ def _union(frames: list[DataFrame]) -> DataFrame | None:
     return result
 
 
+# ISO formats whose strings Spark's own cast parses exactly as to_timestamp/to_date would (calendar-checked:
+# 2026-02-30 and 25:00:00 are null), at a fraction of the cost of a formatter per row; the shape check keeps the
+# cast from accepting the other forms it knows (2026-11-24T10:00, a bare date for a timestamp, ...).
+ISO_FORMATS = {
+    "yyyy-MM-dd": r"^\d{4}-\d{2}-\d{2}$",
+    "yyyy-MM-dd HH:mm:ss": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$",
+    "yyyy-MM-dd'T'HH:mm:ss": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$",
+}
+
+
 def cast_column(raw: SparkColumn, column: Column) -> SparkColumn:
     """Strict cast of a string column to the spec type; null when the value does not fit."""
     kind = column.type
@@ -329,6 +356,8 @@ def cast_column(raw: SparkColumn, column: Column) -> SparkColumn:
         scale = int(match[2])
         fraction = rf"(\.\d{{0,{scale}}})?" if scale else r"\.?"
         return F.when(text.rlike(rf"^[+-]?(\d+{fraction}|\.\d{{1,{max(scale, 1)}}})$"), text.cast(kind))
+    if kind in ("date", "timestamp") and (shape := ISO_FORMATS.get(column.format or "")):
+        return F.when(text.rlike(shape), text.cast(kind))
     if kind == "date":
         return F.to_date(text, column.format) if column.format else text.cast("date")
     if kind == "timestamp":
@@ -343,22 +372,24 @@ def _describe(column: Column) -> str:
 def enforce_schema(df: DataFrame, spec: DatasetSpec) -> DataFrame:
     """String columns -> spec types, plus `_reject_reason` (null for a good row) naming column and value."""
     reasons: list[SparkColumn] = []
+    failures: list[SparkColumn] = []
     typed: dict[str, SparkColumn] = {}
     for column in spec.columns:
         raw = F.col(column.name)
         value = cast_column(raw, column)
         typed[column.name] = value
         shown = F.substring(raw, 1, 200)
+        failed = raw.isNotNull() & value.isNull()
+        failures.append(failed)
         reasons.append(
-            F.when(
-                raw.isNotNull() & value.isNull(),
-                F.concat(F.lit(f"column {column.name}: '"), shown, F.lit(f"' is not {_describe(column)}")),
-            )
+            F.when(failed, F.concat(F.lit(f"column {column.name}: '"), shown, F.lit(f"' is not {_describe(column)}")))
         )
         if not column.nullable:
+            failures.append(raw.isNull())
             reasons.append(F.when(raw.isNull(), F.lit(f"column {column.name}: is null")))
-    cast_reason = F.concat_ws("; ", *reasons)
-    reason = F.coalesce(F.col(PROBLEM), F.when(cast_reason != "", cast_reason))
+    # The reason text is built only for a failing row: a good row costs one boolean per check.
+    any_failed = reduce(lambda a, b: a | b, failures) if failures else F.lit(False)
+    reason = F.coalesce(F.col(PROBLEM), F.when(any_failed, F.concat_ws("; ", *reasons)))
     others = [c for c in df.columns if c not in typed and c != PROBLEM]
     return df.select(*others, *[v.alias(k) for k, v in typed.items()], reason.alias(REASON))
 
@@ -368,35 +399,66 @@ def split_rejects(df: DataFrame) -> tuple[DataFrame, DataFrame]:
     return df.where(F.col(REASON).isNull()), df.where(F.col(REASON).isNotNull())
 
 
-def deduplicate(df: DataFrame, spec: DatasetSpec) -> DataFrame:
-    """Keep one row per (partition, primary key); see the module docstring for the winner's order."""
+def deduplicate(df: DataFrame, spec: DatasetSpec, repeated: DataFrame | None = None) -> DataFrame:
+    """Keep one row per (partition, primary key); see the module docstring for the winner's order.
+
+    With `repeated` (the keys that occur more than once, from `repeated_keys`) only the rows of those keys are
+    shuffled and ranked; the others pass straight through. Without it every row is ranked."""
     if not spec.primary_key:
         return df
+    if repeated is not None:
+        keys = [spec.partition_key, *spec.primary_key]
+        single = df.join(repeated, keys, "left_anti")
+        return single.unionByName(deduplicate(df.join(repeated, keys, "left_semi"), spec))
     order: list[SparkColumn] = []
     if spec.deduplicate_by:
         order.append(F.col(spec.deduplicate_by).desc_nulls_last())
-    order += [F.col(SOURCE_OBJECT).desc(), F.col(LINE).desc_nulls_last(), F.col(RAW).desc()]
+    order += [F.col(SOURCE_OBJECT).desc(), F.col(LINE).desc_nulls_last(), F.col(ROW_HASH).desc_nulls_last()]
     window = Window.partitionBy(spec.partition_key, *spec.primary_key).orderBy(*order)
     return df.withColumn("_rank", F.row_number().over(window)).where(F.col("_rank") == 1).drop("_rank")
 
 
+def repeated_keys(df: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """(partition, primary key, `_versions`) of the keys that occur more than once in `df`: a shuffle of the key
+    columns only. Their `_versions` minus one per key is what de-duplication must remove, counted without it."""
+    keys = [spec.partition_key, *spec.primary_key]
+    return df.groupBy(*keys).agg(F.count(F.lit(1)).alias(VERSIONS)).where(F.col(VERSIONS) > 1)
+
+
+def duplicate_counts(repeated: DataFrame, spec: DatasetSpec) -> tuple[dict[str, int], int]:
+    """({partition value: rows de-duplication removes}, number of repeated keys)."""
+    rows = repeated.groupBy(spec.partition_key).agg(F.count(F.lit(1)), F.sum(VERSIONS)).collect()
+    return {r[0]: int(r[2]) - int(r[1]) for r in rows}, sum(int(r[1]) for r in rows)
+
+
+def for_cache(df: DataFrame) -> DataFrame:
+    """Stamped rows as the run keeps them in memory: the raw line only where a reject needs it, and a hash of it
+    as the last tie-breaker of de-duplication (keeping every line would double the cached size and spill)."""
+    return df.withColumn(ROW_HASH, F.when(F.col(RAW).isNotNull(), F.xxhash64(RAW))).withColumn(
+        RAW, F.when(F.col(REASON).isNotNull(), F.col(RAW))
+    )
+
+
+def valid_rows(df: DataFrame) -> DataFrame:
+    """Rows without a reject reason, in the shape the published rows are carried in."""
+    return df.where(F.col(REASON).isNull()).drop(REASON, RAW)
+
+
 def stamp_provenance(df: DataFrame, run_id: str, ingested_at: datetime) -> DataFrame:
-    """This run's rows: when and by which run they were ingested; `_carried` false (not from a snapshot)."""
+    """This run's rows: when and by which run they were ingested."""
     return df.select(
         "*",
         F.lit(ingested_at).cast("timestamp").alias(INGESTED_AT),
         F.lit(run_id).alias(RUN_ID),
-        F.lit(False).alias(CARRIED),
     )
 
 
 def published_rows(
     spark: SparkSession, storage: Storage, spec: DatasetSpec, published: dict[str, str | None], replaced: Iterable[str]
 ) -> tuple[DataFrame | None, dict[str, dict[str, int]]]:
-    """Rows of the published snapshots the batch merges onto, in the shape of stamped rows (`_carried` true,
-    their original provenance kept), without the rows of objects this batch re-reads; and per partition value
-    the snapshot's rows and the rows it replaces, counted on the snapshot itself, so the accounting can check
-    that every snapshot row is either carried or replaced."""
+    """Rows of the published snapshots the batch merges onto, in the shape of `valid_rows` (their original
+    provenance kept), without the rows of objects this batch re-reads; and per partition value the snapshot's
+    rows and the rows it replaces, counted on the snapshot itself: the rest must be carried into the output."""
     frames: list[DataFrame] = []
     snapshot_counts: dict[str, dict[str, int]] = {}
     replaced = sorted(replaced)
@@ -412,16 +474,57 @@ def published_rows(
             kept.select(
                 SOURCE_OBJECT,
                 F.lit(partition.split("=", 1)[1]).alias(spec.partition_key),
-                F.lit(None).cast("string").alias(RAW),
                 F.lit(None).cast("long").alias(LINE),
                 *spec.column_names,
-                F.lit(None).cast("string").alias(REASON),
                 INGESTED_AT,
                 RUN_ID,
-                F.lit(True).alias(CARRIED),
+                F.lit(None).cast("long").alias(ROW_HASH),
             )
         )
     return _union(frames), snapshot_counts
+
+
+@dataclass
+class Merged:
+    """The partitions after the batch (one row per key), and per partition value the rows that lost to a newer
+    version of their key; `cached` frames are the caller's to unpersist after the write."""
+
+    rows: DataFrame
+    duplicates: dict[str, int]
+    cached: list[DataFrame] = field(default_factory=list)
+
+
+def merge_batch(valid: DataFrame, carried: DataFrame | None, spec: DatasetSpec, batch_rows: int) -> Merged:
+    """This run's valid rows merged onto the published rows they update, de-duplicated. Only keys that occur
+    more than once are shuffled in full; published rows of keys the batch does not touch are copied through."""
+    candidates, untouched = split_snapshot(valid, carried, spec, broadcast=batch_rows <= BROADCAST_ROWS)
+    if not spec.primary_key:
+        return Merged(candidates, {})
+    from pyspark import StorageLevel
+
+    repeated = repeated_keys(candidates, spec).persist(StorageLevel.MEMORY_AND_DISK)
+    duplicates, repeated_count = duplicate_counts(repeated, spec)
+    join_keys = repeated.drop(VERSIONS)
+    if repeated_count <= BROADCAST_ROWS:
+        join_keys = F.broadcast(join_keys)
+    rows = deduplicate(candidates, spec, join_keys)
+    return Merged(rows if untouched is None else rows.unionByName(untouched), duplicates, [repeated])
+
+
+def split_snapshot(
+    valid: DataFrame, carried: DataFrame | None, spec: DatasetSpec, broadcast: bool
+) -> tuple[DataFrame, DataFrame | None]:
+    """(the rows that compete for their keys, the published rows no row of this batch competes with).
+    The second pass straight into the output: a batch's cost grows with the batch, plus one scan of the
+    snapshot without a shuffle. `broadcast` when the batch's keys fit in memory on every worker."""
+    if carried is None or not spec.primary_key:
+        return (valid if carried is None else valid.unionByName(carried)), None
+    keys = [spec.partition_key, *spec.primary_key]
+    batch_keys = valid.select(*keys).distinct()
+    if broadcast:
+        batch_keys = F.broadcast(batch_keys)
+    contested = carried.join(batch_keys, keys, "left_semi")
+    return valid.unionByName(contested), carried.join(batch_keys, keys, "left_anti")
 
 
 def add_provenance(df: DataFrame, spec: DatasetSpec) -> DataFrame:
@@ -494,6 +597,12 @@ def write_rejects(
     )
 
 
+def curated_schema(spec: DatasetSpec) -> T.StructType:
+    """The curated files' schema (what a partition without rows is written with)."""
+    types = {"string": T.StringType(), "timestamp": T.TimestampType()}
+    return T.StructType([T.StructField(n, types.get(t) or T._parse_datatype_string(t)) for n, t in column_types(spec)])
+
+
 def column_types(spec: DatasetSpec) -> list[tuple[str, str]]:
     """(name, type) of the curated files' columns, for lineage and the catalog."""
     return [(c.name, c.type) for c in spec.columns] + [
@@ -504,23 +613,9 @@ def column_types(spec: DatasetSpec) -> list[tuple[str, str]]:
 
 
 def count_by_partition(df: DataFrame, spec: DatasetSpec) -> dict[str, dict[str, int]]:
-    """{partition value: {parsed_rows, rejected_rows, carried_rows, distinct_keys}} in one aggregation over this
-    run's rows and the published rows carried into it. `distinct_keys` counts the primary keys of all valid
-    rows, so the rows de-duplication must remove are known without trusting deduplicate()."""
-    valid_key = F.when(F.col(REASON).isNull(), F.struct(*[F.col(k) for k in spec.primary_key]))
-    distinct = F.count_distinct(valid_key) if spec.primary_key else F.count(F.when(F.col(REASON).isNull(), 1))
-    rows = (
-        df.groupBy(spec.partition_key)
-        .agg(
-            F.count(F.when(~F.col(CARRIED), 1)).alias("parsed_rows"),
-            F.count(F.col(REASON)).alias("rejected_rows"),
-            F.count(F.when(F.col(CARRIED), 1)).alias("carried_rows"),
-            distinct.alias("distinct_keys"),
-        )
-        .collect()
-    )
-    names = ("parsed_rows", "rejected_rows", "carried_rows", "distinct_keys")
-    return {r[0]: {name: int(r[i + 1]) for i, name in enumerate(names)} for r in rows}
+    """{partition value: {parsed_rows, rejected_rows}} of this run's rows, in one aggregation."""
+    rows = df.groupBy(spec.partition_key).agg(F.count(F.lit(1)), F.count(F.col(REASON))).collect()
+    return {r[0]: {"parsed_rows": int(r[1]), "rejected_rows": int(r[2])} for r in rows}
 
 
 def parquet_rows(spark: SparkSession, storage: Storage, objects: Iterable[RawObject]) -> dict[str, int]:

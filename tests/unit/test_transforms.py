@@ -92,9 +92,39 @@ def test_deduplicate__latest_then_object_name_wins(spark):
         ("o2", "3", None, None, None, "2026-11-24 10:00:00", "s3://raw/orders/ingest_date=d/a.csv"),
         ("o2", "4", None, None, None, "2026-11-24 10:00:00", "s3://raw/orders/ingest_date=d/b.csv"),
     ]
-    valid = tf.enforce_schema(raw_frame(spark, rows), SPEC)
+    valid = tf.valid_rows(tf.for_cache(tf.enforce_schema(raw_frame(spark, rows), SPEC)))
     result = sorted((r.order_id, str(r.amount)) for r in tf.deduplicate(valid, SPEC).collect())
     assert result == [("o1", "2.00"), ("o2", "4.00")]
+
+
+def test_deduplicate__ranking_only_repeated_keys_gives_the_same_winners(spark):
+    rows = [
+        ("o1", "1", None, None, None, "2026-11-24 10:00:00", "s3://raw/orders/ingest_date=d/b.csv"),
+        ("o1", "2", None, None, None, "2026-11-24 12:00:00", "s3://raw/orders/ingest_date=d/a.csv"),
+        ("o2", "3", None, None, None, "2026-11-24 10:00:00", "s3://raw/orders/ingest_date=d/a.csv"),
+        ("o3", "5", None, None, None, "2026-11-24 09:00:00", "s3://raw/orders/ingest_date=d/a.csv"),
+        ("o3", "6", None, None, None, "2026-11-24 09:00:00", "s3://raw/orders/ingest_date=d/a.csv"),  # same object
+    ]
+    valid = tf.valid_rows(tf.for_cache(tf.enforce_schema(raw_frame(spark, rows), SPEC)))
+    repeated = tf.repeated_keys(valid, SPEC)
+    assert sorted((r.order_id, r[tf.VERSIONS]) for r in repeated.collect()) == [("o1", 2), ("o3", 2)]
+    assert tf.duplicate_counts(repeated, SPEC) == ({"d": 2}, 2)
+    partial = tf.deduplicate(valid, SPEC, repeated.drop(tf.VERSIONS))
+    full = tf.deduplicate(valid, SPEC)
+    winners = sorted((r.order_id, str(r.amount)) for r in partial.collect())
+    assert winners == sorted((r.order_id, str(r.amount)) for r in full.collect())
+    assert [w for w in winners if w[0] != "o3"] == [("o1", "2.00"), ("o2", "3.00")]
+
+
+def test_enforce_schema__iso_timestamp_checked_for_shape_and_calendar(spark):
+    values = ["2026-11-24 10:00:00", "2026-02-30 10:00:00", "2026-11-24 25:00:00", "2026-11-24T10:00:00",
+              "2026-11-24", "2026-11-24 10:00:00.5"]  # fmt: skip
+    frame = tf.enforce_schema(raw_frame(spark, [("o1", "1", None, None, None, v) for v in values]), SPEC)
+    got = [(r.updated_at, r[tf.REASON]) for r in frame.collect()]
+    assert got[0] == (datetime(2026, 11, 24, 10, 0), None)
+    assert [reason for _, reason in got[1:]] == [
+        f"column updated_at: '{v}' is not timestamp (yyyy-MM-dd HH:mm:ss)" for v in values[1:]
+    ]
 
 
 def test_stamp_and_add_provenance__columns_and_values(spark):
