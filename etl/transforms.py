@@ -5,15 +5,23 @@ Pipeline (each step a function, unit-testable on local Spark):
     plan = plan_sources(storage, objects, spec)            # driver: headers, empty files, schema drift
     lines = read_records(spark, storage, plan, spec)       # one string column per spec column + problem
     enforced = enforce_schema(lines, spec)                  # typed columns + `_reject_reason`
-    rows = stamp_provenance(enforced, run_id, ingested_at)  # this run's rows ...
-    rows = rows.unionByName(published_rows(...)[0])         # ... + the published rows they merge onto
-    valid, rejects = split_rejects(rows)
-    curated = add_provenance(deduplicate(valid, spec), spec)
+    rows = for_cache(stamp_provenance(enforced, run_id, ingested_at)).persist()   # parsed once
+    counts = count_by_partition(rows, spec)                 # parsed and rejected rows
+    carried, snapshots = published_rows(...)                # the published rows the batch merges onto
+    merged = merge_batch(valid_rows(rows), carried, spec, batch_rows)
+    curated = add_provenance(merged.rows, spec)
+
+Why it is shaped like this (bench/etl_throughput.py): the raw objects are parsed once and the parsed rows kept
+in memory without their raw lines; the source object comes from `_metadata.file_path` by a broadcast lookup;
+de-duplication shuffles and ranks only the rows of keys that occur more than once (found by a shuffle of the
+key columns alone); published rows whose keys the batch does not touch are copied through without a shuffle.
 
 Row accounting (every row ends up in exactly one place, nothing is silently lost):
     input_rows + carried_rows = output_rows + rejected_rows + duplicates_removed
 `carried_rows` are the published snapshot's rows the batch merges onto (etl/batch.py), minus the rows of
-objects the batch re-reads; `duplicates_removed` includes older versions of a key replaced by this batch.
+objects the batch re-reads (counted on the snapshot); `duplicates_removed` (older versions of a key, including
+ones replaced by this batch) is counted from the key columns alone, and `output_rows` from the written files,
+so each term is measured at a different place and a row lost anywhere breaks the equation.
 An input row is a non-blank data line of a CSV/JSON-lines object (header lines and blank lines are not
 rows), or a row of a Parquet object.
 
@@ -26,10 +34,11 @@ Decisions:
 - Values are cast strictly: `12.5` is not an int, `1.234` is not decimal(12,2) (no silent rounding),
   dates/timestamps must match the column's `format`. A failed cast rejects the row with
   `column <name>: '<value>' is not <type>`; a null in a non-nullable column: `column <name>: is null`.
-- With `encoding: UTF-8`, a line with undecodable bytes is rejected (`invalid UTF-8 bytes in row`); its
-  raw_record holds the line with U+FFFD in place of the bad bytes.
+- An object with bytes that are not valid in the declared `reader.encoding` is quarantined whole by the
+  driver's strict decoding pass (etl/readers.py), so Spark never sees undecodable text.
 - Deduplication is on (partition, primary key): the winner has the latest `deduplicate_by` value, then the
-  greatest source object URI, then the greatest line number, then the greatest raw record (deterministic).
+  greatest source object URI, then the greatest line number, then the greatest hash of the raw line
+  (deterministic: the same line always wins, wherever and with whatever it is read).
 - Line numbers are not known for text read in splits (Spark reads large files in parallel chunks):
   `line_number` in rejects is null.
 """
