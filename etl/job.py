@@ -91,6 +91,9 @@ def _run(
     if spec.format == "parquet":
         data_lines.update(tf.parquet_rows(spark, storage, plan.readable))
 
+    # Building a compressed in-memory cache cost more than parsing the objects (0.25 GB: 9 s vs 7 s);
+    # uncompressed it costs 2 s. The cache holds typed rows without their raw lines (tf.for_cache).
+    spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
     enforced = tf.enforce_schema(tf.read_records(spark, storage, plan, spec), spec)
     rows = tf.for_cache(tf.stamp_provenance(enforced, run_id, ingested_at)).persist(StorageLevel.MEMORY_AND_DISK)
     cached = [rows]

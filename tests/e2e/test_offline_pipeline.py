@@ -174,3 +174,52 @@ def test_mixed_batch_of_odd_objects__bad_ones_quarantined_the_rest_published(pip
     [message] = [m["message"] for m in pipeline.outbox() if f"Execution: {result.name} " in m["message"]]
     assert "Quarantined objects (unreadable, not processed): 3 " in message
     assert f"{prefix}corrupt.csv.gz: truncated gzip stream" in message
+
+
+def _etl_metrics(pipeline, run_id: str) -> dict:
+    return read_json(pipeline.storage, f"s3://{pipeline.bucket('StorageStaging')}/runs/orders/{run_id}/etl_metrics.json")
+
+
+def test_incremental_batches__update_duplicate_file_bad_batch_then_rerun(pipeline):
+    """Issue 11: each execution reads only its batch and merges onto the published partition; a batch that fails
+    data quality leaves the earlier published rows visible; a re-run after the fix publishes what a full
+    reprocessing of every object of the partition gives."""
+    from lake.ops import rerun
+
+    day = "ingest_date=2026-10-12"
+    first = _csv("o-1,c-1,2026-10-12 08:00:00,placed,EUR,10.00,1,DE,2026-10-12 08:00:00",
+                 "o-2,c-2,2026-10-12 08:10:00,paid,USD,20.00,2,US,2026-10-12 08:10:00")  # fmt: skip
+    pipeline.put_raw("orders", day, "batch-1.csv", first)
+    (one,) = pipeline.drain(timeout=600)
+    assert one.status == "SUCCEEDED", (one.failed_state, one.cause)
+    assert [(r[0], r[2]) for r in _curated(pipeline, f"ingest_date = '{day[12:]}'")] == [("o-1", "placed"),
+                                                                                          ("o-2", "paid")]
+
+    pipeline.put_raw("orders", day, "batch-2.csv", _csv(
+        "o-1,c-1,2026-10-12 08:00:00,paid,EUR,10.00,1,DE,2026-10-12 09:00:00",  # a newer version of o-1
+        "o-3,c-3,2026-10-12 09:30:00,paid,GBP,30.00,3,GB,2026-10-12 09:30:00"))  # fmt: skip
+    pipeline.put_raw("orders", day, "batch-1-again.csv", first)  # the same file delivered twice
+    (two,) = pipeline.drain(timeout=600)
+    assert two.status == "SUCCEEDED", (two.failed_state, two.cause)
+    metrics = _etl_metrics(pipeline, two.name)
+    assert (metrics["mode"], metrics["source_objects"], metrics["input_rows"]) == ("incremental", 2, 4)
+    assert (metrics["carried_rows"], metrics["output_rows"], metrics["duplicates_removed"]) == (2, 3, 3)
+    published = [(r[0], r[2]) for r in _curated(pipeline, f"ingest_date = '{day[12:]}'")]
+    assert published == [("o-1", "paid"), ("o-2", "paid"), ("o-3", "paid")]
+
+    pipeline.put_raw("orders", day, "batch-3.csv", _bad_day_rows("late"))
+    (three,) = pipeline.drain(timeout=600)
+    assert (three.status, three.error) == ("FAILED", "DataQualityFailed")
+    assert [(r[0], r[2]) for r in _curated(pipeline, f"ingest_date = '{day[12:]}'")] == published
+
+    raw = pipeline.storage.local_path(f"s3://{pipeline.bucket('StorageRaw')}/orders/{day}/batch-3.csv")
+    raw.write_bytes(_good_day_rows("late"))  # the source fixed in place
+    sfn = pipeline.cloud.client("stepfunctions")
+    arn = rerun(sfn, pipeline.state_machine_arn, dataset="orders", partitions=[day], known_datasets=["orders"])
+    fixed = pipeline.wait(arn, timeout=600)
+    assert fixed.status == "SUCCEEDED", (fixed.failed_state, fixed.cause)
+    assert _etl_metrics(pipeline, fixed.name)["mode"] == "full"
+    rows = _curated(pipeline, f"ingest_date = '{day[12:]}'")
+    assert [(r[0], r[2]) for r in rows] == [*published, *[(f"late-{n}", "paid") for n in range(10)]]
+    sources = {r[0]: r[7].rsplit("/", 1)[1] for r in rows}
+    assert (sources["o-1"], sources["o-2"], sources["o-3"]) == ("batch-2.csv", "batch-1.csv", "batch-2.csv")
