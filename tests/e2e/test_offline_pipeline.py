@@ -174,6 +174,13 @@ def test_mixed_batch_of_odd_objects__bad_ones_quarantined_the_rest_published(pip
     [message] = [m["message"] for m in pipeline.outbox() if f"Execution: {result.name} " in m["message"]]
     assert "Quarantined objects (unreadable, not processed): 3 " in message
     assert f"{prefix}corrupt.csv.gz: truncated gzip stream" in message
+    rejects_folder = pipeline.storage.local_path(
+        f"s3://{pipeline.bucket('StorageStaging')}/rejects/orders/{day}/run_id={result.name}/"
+    )
+    rejects = [json.loads(line) for f in rejects_folder.glob("*.json") for line in f.read_text().splitlines()]
+    assert [(r["source_object"], r["raw_record"], r["reason"]) for r in rejects] == [
+        (f"{prefix}truncated.csv", "m-cut,c-cut,2026-10-12 0", "malformed CSV row: expected 9 fields, got 3")
+    ]
 
 
 def _etl_metrics(pipeline, run_id: str) -> dict:
