@@ -580,7 +580,10 @@ def write_curated(
     rows_per_file: int = TARGET_ROWS_PER_FILE,
 ) -> None:
     """Write Parquet to {curated}/{dataset}/{key}={value}/run_id={run_id}/, replacing only those folders."""
-    out = df.withColumn(RUN_FOLDER, F.lit(run_id)).coalesce(num_files)
+    # Never fewer files than the cluster has cores: coalescing below that runs the whole merge (the cached rows,
+    # the snapshot scan, the joins) in that many tasks, since no shuffle separates them from the write.
+    parallelism = df.sparkSession.sparkContext.defaultParallelism
+    out = df.withColumn(RUN_FOLDER, F.lit(run_id)).coalesce(max(num_files, parallelism))
     (
         out.write.mode("overwrite")
         .option("partitionOverwriteMode", "dynamic")
