@@ -383,7 +383,7 @@ def enforce_schema(df: DataFrame, spec: DatasetSpec) -> DataFrame:
 
     Two projections: the casts first, then the checks on their results. Written as one, every cast appears
     in its value, its check and its reason, and the generated code outgrows what Spark compiles (whole-stage
-    code generation falls back to interpreting each row, about 3x slower on the 1 GB benchmark)."""
+    code generation falls back to interpreting each row: 20.8 s instead of 6.5 s on 0.25 GB)."""
     text = {c.name: f"_text_{c.name}" for c in spec.columns}
     others = [c for c in df.columns if c not in text and c != PROBLEM]
     cast = df.select(*others, F.col(PROBLEM), *[F.col(c.name).alias(text[c.name]) for c in spec.columns],
@@ -405,11 +405,6 @@ def enforce_schema(df: DataFrame, spec: DatasetSpec) -> DataFrame:
     any_failed = reduce(lambda a, b: a | b, failures) if failures else F.lit(False)
     reason = F.coalesce(F.col(PROBLEM), F.when(any_failed, F.concat_ws("; ", *reasons)))
     return cast.select(*others, *spec.column_names, reason.alias(REASON))
-
-
-def split_rejects(df: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(rows without a reject reason, rows with one)."""
-    return df.where(F.col(REASON).isNull()), df.where(F.col(REASON).isNotNull())
 
 
 def deduplicate(df: DataFrame, spec: DatasetSpec, repeated: DataFrame | None = None) -> DataFrame:
@@ -593,7 +588,7 @@ def write_curated(
     )
 
 
-def write_empty(spark: SparkSession, schema: T.StructType, path: str, fmt: str) -> None:
+def write_empty(spark: SparkSession, schema: T.StructType | str, path: str, fmt: str) -> None:
     """Replace a folder with an empty dataset (a re-run that produced no rows must not keep old rows)."""
     spark.createDataFrame([], schema).coalesce(1).write.mode("overwrite").format(fmt).save(path)
 
@@ -613,10 +608,9 @@ def write_rejects(
     )
 
 
-def curated_schema(spec: DatasetSpec) -> T.StructType:
-    """The curated files' schema (what a partition without rows is written with)."""
-    types = {"string": T.StringType(), "timestamp": T.TimestampType()}
-    return T.StructType([T.StructField(n, types.get(t) or T._parse_datatype_string(t)) for n, t in column_types(spec)])
+def curated_schema(spec: DatasetSpec) -> str:
+    """The curated files' schema as DDL (what a partition without rows is written with)."""
+    return ", ".join(f"`{name}` {kind}" for name, kind in column_types(spec))
 
 
 def column_types(spec: DatasetSpec) -> list[tuple[str, str]]:
