@@ -14,6 +14,7 @@ import codecs
 import contextlib
 import csv
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -176,10 +177,9 @@ def inspect_object(storage: Storage, uri: str, spec: DatasetSpec) -> ObjectCheck
     encoding = spec.reader_option("encoding", "UTF-8") or "UTF-8"
     gzip = is_gzip(uri, spec)
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    first: str | None = None
-    lines = header_lines = 0
+    counter = LineCounter()
     pending = ""
-    offset = line_number = 0
+    offset = 0
     try:
         with contextlib.closing(open_object(storage, uri)) as stream:
             head = stream.read(len(GZIP_MAGIC))
@@ -202,26 +202,19 @@ def inspect_object(storage: Storage, uri: str, spec: DatasetSpec) -> ObjectCheck
                     done = pending + chunk[: error.start].decode(encoding, errors="replace")
                     return ObjectCheck(
                         problem=f"not valid {encoding}: byte 0x{bad} on line "
-                        f"{line_number + done.count(chr(10)) + 1} (byte {offset + error.start}); "
+                        f"{counter.physical_lines + line_breaks(done) + 1} (byte {offset + error.start}); "
                         f"convert the file to {encoding} or set reader.encoding in dataset.yaml"
                     )
                 offset += len(chunk)
-                # Spark's text reader ends lines at \n, \r\n and a lone \r; the extra empty lines this makes
-                # of \r\n are blank and never counted.
-                text = (pending + text).replace("\r", "\n")
-                parts = text.split("\n")
-                pending = parts.pop()
-                line_number += len(parts)
-                for line in parts:
-                    first, lines, header_lines = _count(line, first, lines, header_lines)
-            tail = (pending + decoder.decode(b"", final=True)).replace("\r", "\n")
+                pending = counter.add(pending + text)
+            counter.add_last(pending + decoder.decode(b"", final=True))
     except ValueError as error:  # a broken gzip stream, or a truncated multi-byte character at the end
         return ObjectCheck(problem=str(error))
-    for line in tail.split("\n"):
-        first, lines, header_lines = _count(line, first, lines, header_lines)
+    first = counter.first
     problem = _format_problem(first, spec)
     if problem:
         return ObjectCheck(first_line=first, problem=problem)
+    lines, header_lines = counter.lines, counter.header_lines
     data_lines = lines - header_lines if spec.format == "csv" and _header(spec) else lines
     return ObjectCheck(first_line=first, data_lines=data_lines, header_lines=header_lines)
 
@@ -244,15 +237,73 @@ def _header(spec: DatasetSpec) -> bool:
     return (spec.reader_option("header", "true") or "true").lower() == "true"
 
 
-def _count(line: str, first: str | None, lines: int, header_lines: int) -> tuple[str | None, int, int]:
-    """Count one line as Spark's pipeline sees it: blank means only spaces (Spark's trim), BOM stripped."""
-    if first is None:
-        line = line.removeprefix(BOM)
-    if not line.strip(" "):
-        return first, lines, header_lines
-    if first is None:
-        first = line
-    return first, lines + 1, header_lines + (line == first)
+# A blank line after a line break; found by searching for "\n" (a fast literal scan), unlike `^ *$` per position.
+_BLANK_AFTER_BREAK = re.compile(r"\n(?= *(?:\n|\Z))")
+
+
+class LineCounter:
+    """Counts lines as Spark's pipeline sees them, a chunk of text at a time: Spark's text reader ends lines at
+    \n, \r\n and a lone \r (the extra empty line this makes of \r\n is blank), a line is blank when it holds only
+    spaces (Spark's `trim`), and a leading BOM is stripped from every line. `first` is the first non-blank line,
+    `header_lines` the lines equal to it. The counts use str.count and regex scans (C loops): a Python loop per
+    line took about 0.35 s per 64 MB object on the driver."""
+
+    def __init__(self) -> None:
+        self.first: str | None = None
+        self.lines = 0  # non-blank lines
+        self.header_lines = 0
+        self.physical_lines = 0  # complete lines seen, blank ones included (for error messages)
+
+    def add(self, text: str) -> str:
+        """Count the complete lines of `text`; returns the unfinished last line, to be prefixed to the next."""
+        end = max(text.rfind("\n"), text.rfind("\r"))
+        if end < 0:
+            return text
+        self._count(text[:end], line_breaks(text[: end + 1]))
+        return text[end + 1 :]
+
+    def add_last(self, text: str) -> None:
+        """The object's unfinished last line (the text after its last line break), possibly empty."""
+        if text:
+            self._count(text, line_breaks(text))
+
+    def _count(self, block: str, breaks: int) -> None:
+        """`block`: complete lines (the last one without its line break) with `breaks` line breaks between them
+        and after the last one."""
+        self.physical_lines += breaks
+        if "\r" in block:
+            block = block.replace("\r", "\n")  # the empty line this makes of \r\n is blank, as in Spark
+        if BOM in block:
+            block = re.sub(f"(?m)^{BOM}", "", block)
+        if self.first is None:
+            for line in block.split("\n"):
+                if line.strip(" "):
+                    self.first = line
+                    break
+            else:
+                return  # only blank lines so far
+        newline = block.find("\n")
+        blank = sum(1 for _ in _BLANK_AFTER_BREAK.finditer(block))
+        blank += not (block if newline < 0 else block[:newline]).strip(" ")
+        self.lines += block.count("\n") + 1 - blank
+        self.header_lines += _whole_line_occurrences(block, self.first)
+
+
+def line_breaks(text: str) -> int:
+    """Line breaks in `text`: \n, \r\n and a lone \r each end one line."""
+    newlines = text.count("\n")
+    return newlines + text.count("\r") - text.count("\r\n") if "\r" in text else newlines
+
+
+def _whole_line_occurrences(block: str, line: str) -> int:
+    """How many lines of `block` (lines joined by \n) equal `line` (a non-blank line without line breaks)."""
+    count, start = 0, block.find(line)
+    while start >= 0:
+        end = start + len(line)
+        if (start == 0 or block[start - 1] == "\n") and (end == len(block) or block[end] == "\n"):
+            count += 1
+        start = block.find(line, start + 1)
+    return count
 
 
 def _format_problem(first: str | None, spec: DatasetSpec) -> str | None:
