@@ -98,8 +98,9 @@ def _run(
     rows = tf.for_cache(tf.stamp_provenance(enforced, run_id, ingested_at)).persist(StorageLevel.MEMORY_AND_DISK)
     cached = [rows]
     try:
-        counts = tf.count_by_partition(rows, spec)  # the one pass over the raw objects; fills the cache
-        reasons = _write_rejects(rows, counts, args, spec, partitions, storage, spark)
+        row_counts = tf.count_rows(rows, spec)  # the one pass over the raw objects; fills the cache
+        counts, reasons = row_counts.by_partition, row_counts.reasons
+        _write_rejects(rows, counts, args, spec, partitions, storage, spark)
         carried, snapshots = tf.published_rows(spark, storage, spec, batch.published, batch.replaced_sources)
         batch_rows = sum(c["parsed_rows"] - c["rejected_rows"] for c in counts.values())
         merged = tf.merge_batch(tf.valid_rows(rows), carried, spec, batch_rows)
@@ -107,7 +108,7 @@ def _run(
         total = batch_rows + sum(s["snapshot_rows"] - s["replaced_rows"] for s in snapshots.values())
         if total:
             curated = tf.add_provenance(merged.rows, spec)
-            tf.write_curated(curated, storage, args["curated_uri"], spec, run_id, tf.file_count(total))
+            tf.write_curated(curated, storage, args["curated_uri"], spec, run_id, tf.file_count(total), partitions)
     finally:
         for frame in cached:
             frame.unpersist()
@@ -152,7 +153,7 @@ def _run(
         "missing_columns": sorted(plan.missing_columns),
         "quarantined_objects": plan.quarantined,
         "quarantined_count": len(plan.quarantined),
-        "reject_reasons": dict(sorted(reasons.items())),
+        "reject_reasons": reasons,
         "per_partition": per_partition,
     }
     totals = ("input_rows", "output_rows", "rejected_rows", "duplicates_removed", "carried_rows", "replaced_rows")
@@ -163,8 +164,8 @@ def _run(
 
 
 def _write_rejects(rows: Any, counts: dict[str, dict[str, int]], args: dict[str, str], spec: DatasetSpec,
-                   partitions: list[str], storage: Storage, spark: Any) -> dict[str, int]:  # fmt: skip
-    """Each partition's rejects (an empty folder when it has none); returns the reject counts by reason."""
+                   partitions: list[str], storage: Storage, spark: Any) -> None:  # fmt: skip
+    """Each partition's rejects (an empty folder when it has none)."""
     from pyspark.sql import functions as F
 
     rejects = tf.reject_records(rows.where(F.col(tf.REASON).isNotNull()), spec, args["run_id"])
@@ -174,7 +175,6 @@ def _write_rejects(rows: Any, counts: dict[str, dict[str, int]], args: dict[str,
         else:
             path = tf.reject_partition_uri(args["staging_uri"], spec, partition, args["run_id"])
             tf.write_empty(spark, rejects.drop(spec.partition_key).schema, storage.spark_path(path), "json")
-    return tf.reason_counts(rejects) if any(c["rejected_rows"] for c in counts.values()) else {}
 
 
 def check_balance(partition: str, counts: dict[str, int], parsed_rows: int) -> None:

@@ -6,15 +6,15 @@ Pipeline (each step a function, unit-testable on local Spark):
     lines = read_records(spark, storage, plan, spec)       # one string column per spec column + problem
     enforced = enforce_schema(lines, spec)                  # typed columns + `_reject_reason`
     rows = for_cache(stamp_provenance(enforced, run_id, ingested_at)).persist()   # parsed once
-    counts = count_by_partition(rows, spec)                 # parsed and rejected rows
+    counts = count_rows(rows, spec)                         # parsed and rejected rows, reasons
     carried, snapshots = published_rows(...)                # the published rows the batch merges onto
     merged = merge_batch(valid_rows(rows), carried, spec, batch_rows)
     curated = add_provenance(merged.rows, spec)
 
 Why it is shaped like this (bench/etl_throughput.py): the raw objects are parsed once and the parsed rows kept
 in memory without their raw lines; the source object comes from `_metadata.file_path` by a broadcast lookup;
-de-duplication shuffles and ranks only the rows of keys that occur more than once (found by a shuffle of the
-key columns alone); published rows whose keys the batch does not touch are copied through without a shuffle.
+de-duplication shuffles and ranks only the rows of keys that occur more than once (found by a shuffle of a 64-bit
+hash of the keys alone); published rows whose keys the batch does not touch are copied through without a shuffle.
 
 Row accounting (every row ends up in exactly one place, nothing is silently lost):
     input_rows + carried_rows = output_rows + rejected_rows + duplicates_removed
@@ -72,6 +72,7 @@ CORRUPT = "_corrupt_record"
 FILE = "_file"  # the file Spark read a row from (`_metadata.file_path`)
 ROW_HASH = "_row_hash"
 VERSIONS = "_versions"
+KEY_HASH = "_key_hash"
 RUN_FOLDER = "run_id"  # curated folders: {dataset}/{partition}/run_id={run_id}/
 REJECT_FIELDS = ("source_object", "line_number", "raw_record", "reason", "run_id")
 BROADCAST_ROWS = 2_000_000  # keys joined by broadcast up to this many (~100 MB on the driver)
@@ -410,14 +411,14 @@ def enforce_schema(df: DataFrame, spec: DatasetSpec) -> DataFrame:
 def deduplicate(df: DataFrame, spec: DatasetSpec, repeated: DataFrame | None = None) -> DataFrame:
     """Keep one row per (partition, primary key); see the module docstring for the winner's order.
 
-    With `repeated` (the keys that occur more than once, from `repeated_keys`) only the rows of those keys are
-    shuffled and ranked; the others pass straight through. Without it every row is ranked."""
+    With `repeated` (the `_key_hash` values that occur more than once, from `repeated_hashes`; `df` has the
+    column, see `with_key_hash`) only the rows of those hashes are shuffled and ranked, by their real keys; the
+    others pass straight through. Without it every row is ranked."""
     if not spec.primary_key:
         return df
     if repeated is not None:
-        keys = [spec.partition_key, *spec.primary_key]
-        single = df.join(repeated, keys, "left_anti")
-        return single.unionByName(deduplicate(df.join(repeated, keys, "left_semi"), spec))
+        single = df.join(repeated, KEY_HASH, "left_anti")
+        return single.unionByName(deduplicate(df.join(repeated, KEY_HASH, "left_semi"), spec))
     order: list[SparkColumn] = []
     if spec.deduplicate_by:
         order.append(F.col(spec.deduplicate_by).desc_nulls_last())
@@ -426,17 +427,25 @@ def deduplicate(df: DataFrame, spec: DatasetSpec, repeated: DataFrame | None = N
     return df.withColumn("_rank", F.row_number().over(window)).where(F.col("_rank") == 1).drop("_rank")
 
 
-def repeated_keys(df: DataFrame, spec: DatasetSpec) -> DataFrame:
-    """(partition, primary key, `_versions`) of the keys that occur more than once in `df`: a shuffle of the key
-    columns only. Their `_versions` minus one per key is what de-duplication must remove, counted without it."""
-    keys = [spec.partition_key, *spec.primary_key]
-    return df.groupBy(*keys).agg(F.count(F.lit(1)).alias(VERSIONS)).where(F.col(VERSIONS) > 1)
+def with_key_hash(df: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """`df` with `_key_hash`, a 64-bit hash of (partition, primary key): the shuffles and joins that find and
+    split contested keys move one long per row instead of the key strings (0.25 GB: 2.5 s instead of 3.6 s)."""
+    return df.withColumn(KEY_HASH, F.xxhash64(spec.partition_key, *spec.primary_key))
 
 
-def duplicate_counts(repeated: DataFrame, spec: DatasetSpec) -> tuple[dict[str, int], int]:
-    """({partition value: rows de-duplication removes}, number of repeated keys)."""
-    rows = repeated.groupBy(spec.partition_key).agg(F.count(F.lit(1)), F.sum(VERSIONS)).collect()
-    return {r[0]: int(r[2]) - int(r[1]) for r in rows}, sum(int(r[1]) for r in rows)
+def repeated_hashes(hashed: DataFrame) -> DataFrame:
+    """The `_key_hash` values that occur more than once. Every key that occurs more than once is among them, and
+    so is a key that occurs once but shares its hash with another key (rare with 64 bits, and harmless: it is
+    ranked alone and wins, and `duplicate_counts` counts real keys)."""
+    return hashed.groupBy(KEY_HASH).agg(F.count(F.lit(1)).alias(VERSIONS)).where(F.col(VERSIONS) > 1).select(KEY_HASH)
+
+
+def duplicate_counts(contested: DataFrame, spec: DatasetSpec) -> dict[str, int]:
+    """{partition value: rows de-duplication removes} from the rows of repeated hashes: versions - 1 per real
+    (partition, primary key), counted from the key columns alone, independently of the ranking."""
+    per_key = contested.groupBy(spec.partition_key, *spec.primary_key).agg(F.count(F.lit(1)).alias(VERSIONS))
+    rows = per_key.groupBy(spec.partition_key).agg(F.sum(VERSIONS), F.count(F.lit(1))).collect()
+    return {r[0]: int(r[1]) - int(r[2]) for r in rows}
 
 
 def for_cache(df: DataFrame) -> DataFrame:
@@ -505,34 +514,37 @@ class Merged:
 def merge_batch(valid: DataFrame, carried: DataFrame | None, spec: DatasetSpec, batch_rows: int) -> Merged:
     """This run's valid rows merged onto the published rows they update, de-duplicated. Only keys that occur
     more than once are shuffled in full; published rows of keys the batch does not touch are copied through."""
-    candidates, untouched = split_snapshot(valid, carried, spec, broadcast=batch_rows <= BROADCAST_ROWS)
     if not spec.primary_key:
-        return Merged(candidates, {})
+        return Merged(valid if carried is None else valid.unionByName(carried), {})
     from pyspark import StorageLevel
 
-    repeated = repeated_keys(candidates, spec).persist(StorageLevel.MEMORY_AND_DISK)
-    duplicates, repeated_count = duplicate_counts(repeated, spec)
-    join_keys = repeated.drop(VERSIONS)
-    if repeated_count <= BROADCAST_ROWS:
-        join_keys = F.broadcast(join_keys)
+    batch = with_key_hash(valid, spec)
+    snapshot = None if carried is None else with_key_hash(carried, spec)
+    candidates, untouched, cached = split_snapshot(batch, snapshot, broadcast=batch_rows <= BROADCAST_ROWS)
+    repeated = repeated_hashes(candidates).persist(StorageLevel.MEMORY_AND_DISK)
+    join_keys = F.broadcast(repeated) if repeated.count() <= BROADCAST_ROWS else repeated
+    contested = candidates.join(join_keys, KEY_HASH, "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
+    duplicates = duplicate_counts(contested, spec)
     rows = deduplicate(candidates, spec, join_keys)
-    return Merged(rows if untouched is None else rows.unionByName(untouched), duplicates, [repeated])
+    return Merged(rows if untouched is None else rows.unionByName(untouched), duplicates,
+                  [*cached, repeated, contested])  # fmt: skip
 
 
 def split_snapshot(
-    valid: DataFrame, carried: DataFrame | None, spec: DatasetSpec, broadcast: bool
-) -> tuple[DataFrame, DataFrame | None]:
-    """(the rows that compete for their keys, the published rows no row of this batch competes with).
-    The second pass straight into the output: a batch's cost grows with the batch, plus one scan of the
-    snapshot without a shuffle. `broadcast` when the batch's keys fit in memory on every worker."""
-    if carried is None or not spec.primary_key:
-        return (valid if carried is None else valid.unionByName(carried)), None
-    keys = [spec.partition_key, *spec.primary_key]
-    batch_keys = valid.select(*keys).distinct()
-    if broadcast:
-        batch_keys = F.broadcast(batch_keys)
-    contested = carried.join(batch_keys, keys, "left_semi")
-    return valid.unionByName(contested), carried.join(batch_keys, keys, "left_anti")
+    batch: DataFrame, snapshot: DataFrame | None, broadcast: bool
+) -> tuple[DataFrame, DataFrame | None, list[DataFrame]]:
+    """(the rows that compete for their keys, the published rows no row of this batch competes with, frames to
+    unpersist after the write). Both frames have `_key_hash`. The second passes straight into the output: a
+    batch's cost grows with the batch, plus one scan of the snapshot without a shuffle. `broadcast` when the
+    batch's key hashes fit in memory on every worker."""
+    if snapshot is None:
+        return batch, None, []
+    from pyspark import StorageLevel
+
+    batch_hashes = batch.select(KEY_HASH).distinct().persist(StorageLevel.MEMORY_AND_DISK)  # used by both joins
+    hashes = F.broadcast(batch_hashes) if broadcast else batch_hashes
+    contested = snapshot.join(hashes, KEY_HASH, "left_semi")
+    return batch.unionByName(contested), snapshot.join(hashes, KEY_HASH, "left_anti"), [batch_hashes]
 
 
 def add_provenance(df: DataFrame, spec: DatasetSpec) -> DataFrame:
@@ -572,15 +584,28 @@ def write_curated(
     spec: DatasetSpec,
     run_id: str,
     num_files: int,
+    partitions: list[str],
     rows_per_file: int = TARGET_ROWS_PER_FILE,
 ) -> None:
     """Write Parquet to {curated}/{dataset}/{key}={value}/run_id={run_id}/, replacing only those folders."""
     # Never fewer files than the cluster has cores: coalescing below that runs the whole merge (the cached rows,
     # the snapshot scan, the joins) in that many tasks, since no shuffle separates them from the write.
     parallelism = df.sparkSession.sparkContext.defaultParallelism
-    out = df.withColumn(RUN_FOLDER, F.lit(run_id)).coalesce(max(num_files, parallelism))
+    if len(partitions) == 1:
+        # One partition (an execution's usual batch): straight into its folder. partitionBy makes Spark sort
+        # every task's rows by the partition columns first (0.25 GB: 4.6 s instead of 2.9 s for the write).
+        (
+            df.drop(spec.partition_key)
+            .coalesce(max(num_files, parallelism))
+            .write.mode("overwrite")
+            .option("maxRecordsPerFile", rows_per_file)
+            .parquet(storage.spark_path(curated_partition_uri(curated_uri, spec, partitions[0], run_id)))
+        )
+        return
     (
-        out.write.mode("overwrite")
+        df.withColumn(RUN_FOLDER, F.lit(run_id))
+        .coalesce(max(num_files, parallelism))
+        .write.mode("overwrite")
         .option("partitionOverwriteMode", "dynamic")
         .option("maxRecordsPerFile", rows_per_file)
         .partitionBy(spec.partition_key, RUN_FOLDER)
@@ -596,12 +621,13 @@ def write_empty(spark: SparkSession, schema: T.StructType | str, path: str, fmt:
 def write_rejects(
     df: DataFrame, storage: Storage, staging_uri: str, spec: DatasetSpec, run_id: str, partition: str
 ) -> None:
-    """JSON lines of one partition's rejects (one file), replacing the folder."""
+    """JSON lines of one partition's rejects (one file), replacing the folder. `repartition`, not `coalesce`: only
+    the rejected rows move to one task, while the scan of all rows stays parallel (coalesce ran it in one task)."""
     value = partition.split("=", 1)[1]
     (
         df.where(F.col(spec.partition_key) == value)
         .drop(spec.partition_key)
-        .coalesce(1)
+        .repartition(1)
         .write.mode("overwrite")
         .option("ignoreNullFields", "false")
         .json(storage.spark_path(reject_partition_uri(staging_uri, spec, partition, run_id)))
@@ -622,10 +648,27 @@ def column_types(spec: DatasetSpec) -> list[tuple[str, str]]:
     ]
 
 
-def count_by_partition(df: DataFrame, spec: DatasetSpec) -> dict[str, dict[str, int]]:
-    """{partition value: {parsed_rows, rejected_rows}} of this run's rows, in one aggregation."""
-    rows = df.groupBy(spec.partition_key).agg(F.count(F.lit(1)), F.count(F.col(REASON))).collect()
-    return {r[0]: {"parsed_rows": int(r[1]), "rejected_rows": int(r[2])} for r in rows}
+@dataclass(frozen=True)
+class RowCounts:
+    """This run's parsed and rejected rows per partition value, and its rejects by kind of reason."""
+
+    by_partition: dict[str, dict[str, int]]  # {partition value: {parsed_rows, rejected_rows}}
+    reasons: dict[str, int]  # {reason's first clause without the value (e.g. `column amount`): rows}
+
+
+def count_rows(df: DataFrame, spec: DatasetSpec) -> RowCounts:
+    """Both counts in one aggregation (one pass over the rows, grouped by partition and kind of reason)."""
+    kind = F.when(F.col(REASON).isNotNull(), F.regexp_extract(F.col(REASON), r"^([^:;]*)", 1))
+    groups = df.groupBy(F.col(spec.partition_key), kind.alias("kind")).count().collect()
+    by_partition: dict[str, dict[str, int]] = {}
+    reasons: dict[str, int] = {}
+    for value, reason, rows in groups:
+        counts = by_partition.setdefault(value, {"parsed_rows": 0, "rejected_rows": 0})
+        counts["parsed_rows"] += rows
+        if reason is not None:
+            counts["rejected_rows"] += rows
+            reasons[reason] = reasons.get(reason, 0) + rows
+    return RowCounts(by_partition, dict(sorted(reasons.items())))
 
 
 def parquet_rows(spark: SparkSession, storage: Storage, objects: Iterable[RawObject]) -> dict[str, int]:
@@ -635,9 +678,3 @@ def parquet_rows(spark: SparkSession, storage: Storage, objects: Iterable[RawObj
 
 def quarantine_uri(staging_uri: str, spec: DatasetSpec, partition: str, run_id: str) -> str:
     return join_uri(staging_uri, "quarantine", spec.name, partition, f"{RUN_FOLDER}={run_id}", "objects.json")
-
-
-def reason_counts(rejects: DataFrame) -> dict[str, int]:
-    """Reject counts by the reason's first clause with the value removed (e.g. `column amount`)."""
-    kind = F.regexp_extract(F.col("reason"), r"^([^:;]*)", 1)
-    return {r[0]: int(r[1]) for r in rejects.groupBy(kind).count().collect()}

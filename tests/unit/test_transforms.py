@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 
 from etl import transforms as tf
 from etl.readers import parse_partitions
@@ -105,15 +106,31 @@ def test_deduplicate__ranking_only_repeated_keys_gives_the_same_winners(spark):
         ("o3", "5", None, None, None, "2026-11-24 09:00:00", "s3://raw/orders/ingest_date=d/a.csv"),
         ("o3", "6", None, None, None, "2026-11-24 09:00:00", "s3://raw/orders/ingest_date=d/a.csv"),  # same object
     ]
-    valid = tf.valid_rows(tf.for_cache(tf.enforce_schema(raw_frame(spark, rows), SPEC)))
-    repeated = tf.repeated_keys(valid, SPEC)
-    assert sorted((r.order_id, r[tf.VERSIONS]) for r in repeated.collect()) == [("o1", 2), ("o3", 2)]
-    assert tf.duplicate_counts(repeated, SPEC) == ({"d": 2}, 2)
-    partial = tf.deduplicate(valid, SPEC, repeated.drop(tf.VERSIONS))
+    valid = tf.with_key_hash(tf.valid_rows(tf.for_cache(tf.enforce_schema(raw_frame(spark, rows), SPEC))), SPEC)
+    repeated = tf.repeated_hashes(valid)
+    o1_o3 = valid.where("order_id IN ('o1', 'o3')").select(tf.KEY_HASH).distinct()
+    assert sorted(r[0] for r in repeated.collect()) == sorted(r[0] for r in o1_o3.collect())
+    assert tf.duplicate_counts(valid.join(repeated, tf.KEY_HASH, "left_semi"), SPEC) == {"d": 2}
+    partial = tf.deduplicate(valid, SPEC, repeated)
     full = tf.deduplicate(valid, SPEC)
     winners = sorted((r.order_id, str(r.amount)) for r in partial.collect())
     assert winners == sorted((r.order_id, str(r.amount)) for r in full.collect())
     assert [w for w in winners if w[0] != "o3"] == [("o1", "2.00"), ("o2", "3.00")]
+
+
+def test_deduplicate__keys_sharing_a_hash_keep_their_own_winners_and_count_no_duplicate(spark):
+    """A key hash shared by two different keys (forced here by hashing the partition alone) puts both keys among
+    the contested ones: each keeps its own winner, and no row is counted as a duplicate."""
+    rows = [
+        ("o1", "1", None, None, None, "2026-11-24 10:00:00", "s3://raw/orders/ingest_date=d/a.csv"),
+        ("o2", "2", None, None, None, "2026-11-24 10:00:00", "s3://raw/orders/ingest_date=d/a.csv"),
+    ]
+    valid = tf.valid_rows(tf.for_cache(tf.enforce_schema(raw_frame(spark, rows), SPEC)))
+    colliding = valid.withColumn(tf.KEY_HASH, F.xxhash64(SPEC.partition_key))
+    repeated = tf.repeated_hashes(colliding)
+    assert repeated.count() == 1
+    assert tf.duplicate_counts(colliding.join(repeated, tf.KEY_HASH, "left_semi"), SPEC) == {"d": 0}
+    assert sorted(r.order_id for r in tf.deduplicate(colliding, SPEC, repeated).collect()) == ["o1", "o2"]
 
 
 def test_enforce_schema__iso_timestamp_checked_for_shape_and_calendar(spark):
