@@ -6,8 +6,11 @@ put_raw -> rule -> queue -> batching window (the `local` stage: 2 s) -> one exec
 synthesized state machine in the emulator -> the real crawler (DuckDB, tiny files) -> simulated Glue ETL and
 DQ jobs (no Spark). `trigger.flush()` runs every 0.5 s, as `lake up` does. Afterwards a sample of the same
 files is re-run the naive way (one execution per file: a Pipe batch of one record) to measure its
-transitions per execution. Prints what was measured offline, then a monthly cost, batched vs naive, at
-10,000 files/hour over 10 partitions with the dev stage's 60 s window (extrapolated; assumptions named).
+transitions per execution. Before the burst the real ETL and DQ jobs are measured on real Spark
+(bench/job_model.py: fixed cost, seconds per batch row, seconds per published row a batch merges onto), so the
+job durations of the cost model come from this machine, not from a constant. Prints what was measured offline,
+then a monthly cost, batched vs naive, at 10,000 files/hour over 10 daily partitions with the dev stage's 60 s
+window, with every run of a day priced as its partitions grow (extrapolated; assumptions named).
 
 Not a test: nothing is asserted; the goals are printed with PASS/MISS.
 """
@@ -32,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
+from bench.job_model import JobModel, calibrate  # noqa: E402
 from etl.storage import LocalStorage  # noqa: E402
 from lake.executions import ExecutionResult  # noqa: E402
 from lake.local import crawler as local_crawler  # noqa: E402
@@ -56,7 +60,6 @@ GLUE_PER_DPU_HOUR = 0.44  # crawlers and Spark jobs alike
 CRAWLER_MIN_BILLED_S = 600  # crawlers: billed per second, 10-minute minimum per crawl
 CRAWLER_DPUS = 2  # ASSUMPTION: a crawler's DPUs are not published; the pricing page's example uses 2
 JOB_MIN_BILLED_S = 60  # Glue 2.0+ Spark jobs: billed per second, 1-minute minimum
-G1X_DPUS_PER_WORKER = 1  # G.1X = 1 DPU per worker
 EVENTBRIDGE_AWS_SERVICE_EVENT = 0.0  # S3 -> default bus -> rule: AWS service events are free
 PIPES_PER_REQUEST = 0.40 / 1_000_000  # each event entering the pipe, per 64 KB chunk
 PIPES_CHUNK_BYTES = 64 * 1024
@@ -75,7 +78,10 @@ TARGET_PARTITIONS = 10
 # machine crawls only for batches that hold a partition the raw table does not know yet.
 NEW_PARTITIONS_PER_HOUR = TARGET_PARTITIONS / 24
 ASSUMED_AWS_CRAWL_S = 60  # ASSUMPTION: an incremental crawl of a few new folders on AWS
-ASSUMED_AWS_JOB_RUN_S = 90  # ASSUMPTION: a Glue 4/5 Spark run on a few MB (mostly start-up), ETL and DQ alike
+# ASSUMPTION: rows per landed file at the target rate (the burst's own files hold one row each). Job durations
+# come from bench/job_model.py: the real ETL and DQ jobs measured in this process, scaled to the stage's workers.
+ASSUMED_ROWS_PER_FILE = 1_000
+DPUS_PER_WORKER = {"G.1X": 1, "G.2X": 2, "G.4X": 4, "G.8X": 8}  # https://aws.amazon.com/glue/pricing/
 
 # State names by how they scale (see workflows/pipeline.py).
 PER_RECORD_STATES = {"Data object?", "Partition from key (orders)", "Partition from event time (orders)",
@@ -292,10 +298,37 @@ def analyse(pipeline: LocalPipeline, landed: dict[str, str], batched: list[Execu
 
 
 # -- cost model -----------------------------------------------------------------------------------------------
+def day_of_job_runs(model: JobModel, stage: Any, executions_per_hour: float, partitions_per_execution: int,
+                    files_per_hour: float, partitions: int, incremental: bool) -> dict[str, Any]:  # fmt: skip
+    """ETL and DQ seconds on AWS of every execution of one day, while its daily partitions grow from empty (at
+    midnight) to a day's rows. `incremental`: each run parses its batch and merges it onto the published
+    snapshot (today's design); otherwise it re-reads every object of its partitions (before batch manifests)."""
+    rows_per_partition_hour = files_per_hour / partitions * ASSUMED_ROWS_PER_FILE
+    batch_rows = files_per_hour / executions_per_hour * ASSUMED_ROWS_PER_FILE
+    executions = max(1, round(24 * executions_per_hour))
+    etl, dq = [], []
+    for n in range(executions):
+        published = n / executions_per_hour * rows_per_partition_hour * partitions_per_execution
+        # incremental: parse the batch, carry the published rows; full: parse every row of the partitions
+        parsed, carried = (batch_rows, published) if incremental else (batch_rows + published, 0)
+        local = model.etl_local_s(parsed, carried)
+        etl.append(model.on_aws(local, stage.etl_worker_type, stage.etl_number_of_workers))
+        dq.append(model.on_aws(model.dq_local_s(batch_rows + published), stage.dq_worker_type,
+                               stage.dq_number_of_workers))  # fmt: skip
+    return {"etl_s": etl, "dq_s": dq, "batch_rows": batch_rows,
+            "partition_rows_at_midnight": 24 * rows_per_partition_hour}  # fmt: skip
+
+
+def billed_dpu_hours(seconds: list[float], worker_type: str, workers: int) -> float:
+    """Mean DPU-hours billed per run: per second, at least a minute."""
+    dpus = DPUS_PER_WORKER[worker_type] * workers
+    return sum(max(JOB_MIN_BILLED_S, s) for s in seconds) / len(seconds) * dpus / 3600
+
+
 def monthly_cost(executions_per_hour: float, records_per_execution: float, partitions_per_execution: float,
                  profile: dict[str, float], poll_interval_s: float, pipe_batch: int, bytes_per_record: float,
-                 ) -> dict[str, float]:  # fmt: skip
-    """USD per month for one design, from measured state counts and the assumed AWS durations."""
+                 runs: dict[str, Any], stage: Any) -> dict[str, float]:  # fmt: skip
+    """USD per month for one design, from measured state counts and the day of job runs (`day_of_job_runs`)."""
     polls = math.ceil(ASSUMED_AWS_CRAWL_S / poll_interval_s)
     crawls_per_hour = min(executions_per_hour, NEW_PARTITIONS_PER_HOUR)
     crawl_share = crawls_per_hour / executions_per_hour
@@ -303,8 +336,8 @@ def monthly_cost(executions_per_hour: float, records_per_execution: float, parti
                    + profile["per_partition"] * partitions_per_execution
                    + crawl_share * (1 + STATES_PER_POLL * polls))
     files = TARGET_FILES_PER_HOUR
-    job_dpus = 2 * G1X_DPUS_PER_WORKER  # dev stage: G.1X x 2 workers, ETL and DQ
-    job_run = job_dpus * max(JOB_MIN_BILLED_S, ASSUMED_AWS_JOB_RUN_S) / 3600 * GLUE_PER_DPU_HOUR
+    etl_run = billed_dpu_hours(runs["etl_s"], stage.etl_worker_type, stage.etl_number_of_workers) * GLUE_PER_DPU_HOUR
+    dq_run = billed_dpu_hours(runs["dq_s"], stage.dq_worker_type, stage.dq_number_of_workers) * GLUE_PER_DPU_HOUR
     crawl = CRAWLER_DPUS * max(CRAWLER_MIN_BILLED_S, ASSUMED_AWS_CRAWL_S) / 3600 * GLUE_PER_DPU_HOUR
     # SendMessage per event (rule target) + the Pipe's ReceiveMessage and DeleteMessageBatch, <= 10 messages each
     # (a BatchSize-1 pipe takes one message per call); idle long polls of the Pipe are left out (same in both).
@@ -313,8 +346,8 @@ def monthly_cost(executions_per_hour: float, records_per_execution: float, parti
         "transitions_per_execution": transitions,
         "step_functions": executions_per_hour * transitions * SFN_STANDARD_PER_TRANSITION,
         "crawler": crawls_per_hour * crawl,
-        "glue_etl": executions_per_hour * job_run,
-        "glue_dq": executions_per_hour * job_run,
+        "glue_etl": executions_per_hour * etl_run,
+        "glue_dq": executions_per_hour * dq_run,
         "eventbridge_rule": files * EVENTBRIDGE_AWS_SERVICE_EVENT,
         "pipes": files * math.ceil(bytes_per_record / PIPES_CHUNK_BYTES) * PIPES_PER_REQUEST,
         "sqs": sqs_requests * SQS_PER_REQUEST,
@@ -393,13 +426,23 @@ def print_report(cfg: dict[str, Any], m: dict[str, Any], crawls: CrawlerProbe, b
 
 def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[str, float],
                 naive_profile: dict[str, float]) -> None:
-    window = cfg["dev"].batch_window_seconds
+    dev, model = cfg["dev"], cfg["model"]
+    window = dev.batch_window_seconds
     windows_per_hour = 3600 / window
     records = TARGET_FILES_PER_HOUR / windows_per_hour
-    dev_poll = cfg["dev"].crawler_poll_interval_seconds
+    dev_poll = dev.crawler_poll_interval_seconds
+    day = {"batched": day_of_job_runs(model, dev, windows_per_hour, TARGET_PARTITIONS, TARGET_FILES_PER_HOUR,
+                                      TARGET_PARTITIONS, incremental=True),
+           "batched, full reprocessing": day_of_job_runs(model, dev, windows_per_hour, TARGET_PARTITIONS,
+                                                         TARGET_FILES_PER_HOUR, TARGET_PARTITIONS, incremental=False),
+           "naive": day_of_job_runs(model, dev, TARGET_FILES_PER_HOUR, 1, TARGET_FILES_PER_HOUR, TARGET_PARTITIONS,
+                                    incremental=True)}  # fmt: skip
     batched = monthly_cost(windows_per_hour, records, TARGET_PARTITIONS, batched_profile, dev_poll,
-                           cfg["dev"].batch_size, m["bytes_per_record"])  # fmt: skip
-    naive = monthly_cost(TARGET_FILES_PER_HOUR, 1, 1, naive_profile, dev_poll, 1, m["bytes_per_record"])
+                           dev.batch_size, m["bytes_per_record"], day["batched"], dev)  # fmt: skip
+    full = monthly_cost(windows_per_hour, records, TARGET_PARTITIONS, batched_profile, dev_poll,
+                        dev.batch_size, m["bytes_per_record"], day["batched, full reprocessing"], dev)  # fmt: skip
+    naive = monthly_cost(TARGET_FILES_PER_HOUR, 1, 1, naive_profile, dev_poll, 1, m["bytes_per_record"],
+                         day["naive"], dev)  # fmt: skip
     print(f"\n=== EXTRAPOLATED monthly cost, us-east-1 list prices: {TARGET_FILES_PER_HOUR:,} files/hour over "
           f"{TARGET_PARTITIONS} partitions, {HOURS_PER_MONTH} h/month ===")
     print(f"batched: dev stage, {window} s window -> {windows_per_hour:.0f} executions/hour, {records:.0f} records "
@@ -411,25 +454,38 @@ def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[st
           f"{batched_profile['per_record']:.2f} per record, {batched_profile['per_partition']:.2f} per partition); "
           f"crawl loop re-modelled for the dev stage: 1 + {STATES_PER_POLL} x ceil({ASSUMED_AWS_CRAWL_S} s "
           f"assumed crawl / {dev_poll} s poll)")
-    print(f"assumed on AWS (not measured): crawl {ASSUMED_AWS_CRAWL_S} s on {CRAWLER_DPUS} DPU (billed >= "
-          f"{CRAWLER_MIN_BILLED_S // 60} min), ETL/DQ run {ASSUMED_AWS_JOB_RUN_S} s on G.1X x 2 (billed >= 1 min)")
+    print(f"job durations: the real jobs measured in this process (bench/job_model.py): {model.describe()}")
+    print(f"  calibration: {json.dumps(model.measured)}")
+    print(f"  ASSUMED {ASSUMED_ROWS_PER_FILE:,} rows per file; the {TARGET_PARTITIONS} daily partitions start empty "
+          f"at midnight and grow to {day['batched']['partition_rows_at_midnight']:,.0f} rows each; ETL "
+          f"{dev.etl_worker_type} x {dev.etl_number_of_workers}, DQ {dev.dq_worker_type} x "
+          f"{dev.dq_number_of_workers} (the dev stage), billed per second, >= 1 min")
+    print(f"  crawl ASSUMED {ASSUMED_AWS_CRAWL_S} s on {CRAWLER_DPUS} DPU (billed >= {CRAWLER_MIN_BILLED_S // 60} min)")
+    for name, runs in day.items():
+        etl, dq = runs["etl_s"], runs["dq_s"]
+        behind = (f" - ETL LONGER THAN THE {window} s WINDOW: runs of a partition overlap, and the later one re-runs "
+                  "the partition in full at publish (not priced here)") if name != "naive" and etl[-1] > window else ""
+        print(f"  {name:27} ETL run on AWS: first of the day {etl[0]:.0f} s, last {etl[-1]:.0f} s "
+              f"({etl[-1] / etl[0]:.2f}x); DQ {dq[0]:.0f} s -> {dq[-1]:.0f} s{behind}")
     rows = [("transitions per execution", "transitions_per_execution", "{:>14.0f}"),
             ("Step Functions", "step_functions", "${:>13,.2f}"), ("Glue crawler", "crawler", "${:>13,.2f}"),
             ("Glue ETL job", "glue_etl", "${:>13,.2f}"), ("Glue DQ job", "glue_dq", "${:>13,.2f}"),
             ("EventBridge rule (AWS events)", "eventbridge_rule", "${:>13,.2f}"), ("EventBridge Pipes", "pipes",
             "${:>13,.2f}"), ("SQS", "sqs", "${:>13,.2f}"), ("SNS + CloudWatch metrics", "sns_cloudwatch",
             "${:>13,.2f}"), ("TOTAL per month", "total", "${:>13,.2f}")]  # fmt: skip
-    print(f"{'':32}{'batched':>14}  {'naive':>14}  naive/batched")
+    print(f"{'':32}{'batched':>14}  {'full reproc.':>14}  {'naive':>14}  naive/batched")
     for label, key, fmt in rows:
         ratio = naive[key] / batched[key] if batched[key] else float("nan")
-        print(f"{label:32}{fmt.format(batched[key])}  {fmt.format(naive[key])}  {ratio:>10.1f}x")
+        print(f"{label:32}{fmt.format(batched[key])}  {fmt.format(full[key])}  {fmt.format(naive[key])}  "
+              f"{ratio:>10.1f}x")
+    print("full reproc. = batched, but every run re-reads every object of its partitions (no batch manifest)")
     print(f"crawler busy time needed: {batched['crawler_hours_per_hour']:.3f} h per hour (crawls only for new "
           "partitions; batches of known partitions go straight to the ETL job)")
     over = records * m["bytes_per_record"] > SFN_MAX_INPUT_BYTES
     print(f"execution input per dev window: {records * m['bytes_per_record'] / 1024:.0f} KiB of the 256 KiB "
           f"StartExecution quota{' - EXCEEDED' if over else ''}; a burst above "
           f"{int(SFN_MAX_INPUT_BYTES // max(1, m['bytes_per_record']))} files in one window (batch_size "
-          f"{cfg['dev'].batch_size}) would exceed it")
+          f"{dev.batch_size}) would exceed it")
 
 
 # -- main -----------------------------------------------------------------------------------------------------
@@ -444,16 +500,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schema-cache", choices=("folder", "file", "none"), default="folder",
                         help="emulator crawler: infer columns once per folder (like CRAWL_NEW_FOLDERS_ONLY), once "
                         "per file, or re-read every file on every crawl")
+    parser.add_argument("--calibration-rows", type=int, default=100_000,
+                        help="batch rows of the job calibration (bench/job_model.py)")
+    parser.add_argument("--calibration-snapshot-rows", type=int, default=1_000_000,
+                        help="published rows the calibration batch is merged onto")
     parser.add_argument("--quick", action="store_true", help="smoke run: 30 files over 6 s, 3 partitions")
     args = parser.parse_args(argv)
     # The interpreter logs (and then handles) a NoSuchJsonPathError for `IsPresent: $.dataset` on every batch input.
     logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
     if args.quick:
         args.files, args.seconds, args.partitions, args.naive_sample = 30, 6.0, 3, 2
+        args.calibration_rows, args.calibration_snapshot_rows = 20_000, 100_000
     partitions = [f"ingest_date=2026-11-{day:02d}" for day in range(1, args.partitions + 1)]
 
     shutil.rmtree(WORK, ignore_errors=True)
     began = time.monotonic()
+    print("measuring the real ETL and DQ jobs for the cost model (bench/job_model.py) ...", flush=True)
+    model = calibrate(WORK / "job-model", args.calibration_rows, args.calibration_snapshot_rows)
+    print(f"  {model.describe()} ({time.monotonic() - began:.0f} s)", flush=True)
     stack = synthesize("local", WORK / "cdk.out")
     context = json.loads((ROOT / "cdk.json").read_text())["context"]
     dev = load_stage(context, ROOT / "datasets", "dev")
@@ -477,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         measured = analyse(pipeline, landed, batched, etl_runs, dq_runs, window_s)
     cfg = {"files": args.files, "seconds": args.seconds, "partitions": args.partitions, "landing_s": landing_s,
            "window_s": window_s, "poll_s": stack.config.crawler_poll_interval_seconds, "etl_s": args.etl_seconds,
-           "dq_s": args.dq_seconds, "cache": args.schema_cache, "dev": dev}  # fmt: skip
+           "dq_s": args.dq_seconds, "cache": args.schema_cache, "dev": dev, "model": model}  # fmt: skip
     succeeded = [r for r in batched if r.status == "SUCCEEDED"]
     profile = state_profile(batched)
     if succeeded:  # per-execution state counts for the cost model: executions that ran the whole path

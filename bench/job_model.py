@@ -1,0 +1,162 @@
+"""Glue job durations derived from the real ETL and DQ jobs measured on this machine (for bench/burst.py).
+
+    python bench/job_model.py [--batch-rows 100000] [--snapshot-rows 1000000]
+
+Calibration, real Spark, one session, this process (after a warm-up run that keeps JVM start, class loading
+and code generation out of the timings):
+  1. a run on one row                          -> the fixed cost of a warm run (listing, planning, small writes)
+  2. a batch of `batch_rows` onto nothing      -> seconds per batch row (read, parse, cast, dedupe, write)
+  3. a batch of `batch_rows` merged onto a published snapshot of `snapshot_rows`
+                                               -> seconds per carried row (scan the snapshot, copy it through)
+and the DQ job on each result -> its fixed cost and seconds per candidate row.
+A run's duration is then fixed + batch rows x per batch row + snapshot rows x per carried row: the snapshot
+term is what makes a batch cost more as its partition grows.
+
+On AWS (ASSUMPTIONS, printed by `describe`): a Glue worker's vCPU runs the job as fast as a core here; one worker
+is the driver, so the work spreads over (workers - 1) x vCPUs per worker; and a run pays a start-up before the
+script runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.incremental import HEADER, PARTITION, write_batch  # noqa: E402
+
+# https://docs.aws.amazon.com/glue/latest/dg/add-job.html (worker types): G.1X = 4 vCPU, G.2X = 8 vCPU per worker.
+VCPUS_PER_WORKER = {"G.1X": 4, "G.2X": 8, "G.4X": 16, "G.8X": 32}
+ASSUMED_AWS_JOB_START_S = 30  # ASSUMPTION: Glue 5.0 start-up before the script runs (not measurable offline)
+CALIBRATION_ROWS_PER_FILE = 10_000
+
+
+@dataclass(frozen=True)
+class JobModel:
+    """Seconds of the real jobs on this machine (`local_cores` cores), per term."""
+
+    local_cores: int
+    etl_fixed_s: float
+    etl_s_per_batch_row: float
+    etl_s_per_carried_row: float
+    dq_fixed_s: float
+    dq_s_per_row: float
+    measured: dict  # the raw calibration timings the terms come from
+
+    def etl_local_s(self, batch_rows: float, snapshot_rows: float) -> float:
+        return self.etl_fixed_s + batch_rows * self.etl_s_per_batch_row + snapshot_rows * self.etl_s_per_carried_row
+
+    def dq_local_s(self, partition_rows: float) -> float:
+        return self.dq_fixed_s + partition_rows * self.dq_s_per_row
+
+    def on_aws(self, local_s: float, worker_type: str, workers: int) -> float:
+        """A duration measured here as it would run on `workers` Glue workers of `worker_type` (assumptions above)."""
+        executor_cores = max(1, workers - 1) * VCPUS_PER_WORKER[worker_type]
+        return ASSUMED_AWS_JOB_START_S + local_s * self.local_cores / executor_cores
+
+    def describe(self) -> str:
+        return (f"ETL {self.etl_fixed_s:.2f} s + {self.etl_s_per_batch_row * 1e6:.2f} us per batch row + "
+                f"{self.etl_s_per_carried_row * 1e6:.2f} us per published row it merges onto; DQ "
+                f"{self.dq_fixed_s:.2f} s + {self.dq_s_per_row * 1e6:.2f} us per partition row (measured on "
+                f"{self.local_cores} cores here). On AWS, ASSUMED: a Glue vCPU as fast as a core here, one worker "
+                f"is the driver, {ASSUMED_AWS_JOB_START_S} s start-up per run")  # fmt: skip
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def calibrate(work: Path, batch_rows: int = 100_000, snapshot_rows: int = 1_000_000, spark=None) -> JobModel:
+    """Measure the terms of `JobModel` with the real ETL and DQ jobs (see the module docstring)."""
+    from etl.job import run as run_etl
+    from etl.session import build_spark
+    from etl.storage import LocalStorage
+    from quality.job import run as run_dq
+
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(ROOT / "datasets" / "orders", work / "artifacts" / "datasets" / "orders")
+    storage = LocalStorage(work)
+    own_session = spark is None
+    spark = spark or build_spark("job-model")
+    spark.sparkContext.setLogLevel("ERROR")
+    common = {"dataset": "orders", "partitions": PARTITION, "raw_uri": "s3://raw-bucket",
+              "curated_uri": "s3://curated-bucket", "staging_uri": "s3://staging-bucket",
+              "datasets_uri": "s3://artifacts/datasets"}  # fmt: skip
+    raw = work / "raw-bucket"
+
+    def batch(run_id: str, keys: list[str], published: str | None) -> dict:
+        manifest = f"s3://staging-bucket/manifests/{run_id}.json"
+        storage.write_text(manifest, json.dumps({"objects": keys,
+                                                 "published": [{"partition": PARTITION, "location": published}]}))
+        return {**common, "run_id": run_id, "manifest_uri": manifest}
+
+    def one_row(name: str) -> list[str]:
+        folder = raw / "orders" / PARTITION
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(HEADER + "o-x,c-1,2026-11-24 00:00:00,paid,EUR,1.00,1,DE,2026-11-24 00:00:00\n")
+        return [f"orders/{PARTITION}/{name}"]
+
+    warm = batch("warm-up", one_row("warm-up.csv"), None)
+    run_etl(warm, storage, spark)
+    run_dq(warm, storage, spark)
+    tiny = batch("tiny", one_row("tiny.csv"), None)
+    etl_tiny = _timed(lambda: run_etl(tiny, storage, spark))
+    dq_tiny = _timed(lambda: run_dq(tiny, storage, spark))
+
+    files = max(1, batch_rows // CALIBRATION_ROWS_PER_FILE)
+    snapshot_batches = max(1, snapshot_rows // (files * CALIBRATION_ROWS_PER_FILE))
+    # write_batch numbers orders by batch: batch 0 holds new orders only, later ones update 1% of earlier orders
+    alone = batch("alone", write_batch(raw, 0, files, CALIBRATION_ROWS_PER_FILE), None)
+    etl_alone = _timed(lambda: run_etl(alone, storage, spark))
+    dq_alone = _timed(lambda: run_dq(alone, storage, spark))
+    snapshot_keys = [k for b in range(1, snapshot_batches + 1) for k in write_batch(raw, b, files,
+                                                                                     CALIBRATION_ROWS_PER_FILE)]
+    snapshot = batch("snapshot", snapshot_keys, None)
+    carried = run_etl(snapshot, storage, spark)["output_rows"]
+    merge_keys = write_batch(raw, snapshot_batches + 1, files, CALIBRATION_ROWS_PER_FILE)
+    onto = batch("onto-snapshot", merge_keys, f"s3://curated-bucket/orders/{PARTITION}/run_id=snapshot/")
+    metrics: dict = {}
+    etl_onto = _timed(lambda: metrics.update(run_etl(onto, storage, spark)))
+    dq_onto = _timed(lambda: run_dq(onto, storage, spark))
+    cores = spark.sparkContext.defaultParallelism
+    if own_session:
+        spark.stop()
+
+    rows = files * CALIBRATION_ROWS_PER_FILE
+    partition_rows = metrics["output_rows"]
+    measured = {"etl_one_row_s": etl_tiny, "dq_one_row_s": dq_tiny, "batch_rows": rows, "etl_batch_alone_s": etl_alone,
+                "dq_batch_alone_s": dq_alone, "snapshot_rows": carried, "etl_batch_onto_snapshot_s": etl_onto,
+                "dq_after_merge_s": dq_onto, "partition_rows_after_merge": partition_rows}  # fmt: skip
+    return JobModel(
+        local_cores=cores,
+        etl_fixed_s=etl_tiny,
+        etl_s_per_batch_row=max(0.0, etl_alone - etl_tiny) / rows,
+        etl_s_per_carried_row=max(0.0, etl_onto - etl_alone) / carried,
+        dq_fixed_s=dq_tiny,
+        dq_s_per_row=max(0.0, dq_onto - dq_tiny) / partition_rows,
+        measured={k: round(v, 3) if isinstance(v, float) else v for k, v in measured.items()},
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch-rows", type=int, default=100_000)
+    parser.add_argument("--snapshot-rows", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    model = calibrate(ROOT / "build" / "bench" / "job-model", args.batch_rows, args.snapshot_rows)
+    print(json.dumps(asdict(model), indent=2))
+    print(model.describe())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
