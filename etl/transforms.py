@@ -543,8 +543,11 @@ def split_snapshot(
 
     batch_hashes = batch.select(KEY_HASH).distinct().persist(StorageLevel.MEMORY_AND_DISK)  # used by both joins
     hashes = F.broadcast(batch_hashes) if broadcast else batch_hashes
-    contested = snapshot.join(hashes, KEY_HASH, "left_semi")
-    return batch.unionByName(contested), snapshot.join(hashes, KEY_HASH, "left_anti"), [batch_hashes]
+    # Kept: the contested published rows (as many as the batch has keys) are read by the search for repeated
+    # keys, the duplicate count and the ranking; without the cache each of them scans the whole snapshot.
+    contested = snapshot.join(hashes, KEY_HASH, "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
+    untouched = snapshot.join(hashes, KEY_HASH, "left_anti")
+    return batch.unionByName(contested), untouched, [batch_hashes, contested]
 
 
 def add_provenance(df: DataFrame, spec: DatasetSpec) -> DataFrame:
