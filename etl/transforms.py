@@ -525,7 +525,7 @@ def merge_batch(valid: DataFrame, carried: DataFrame | None, spec: DatasetSpec, 
     join_keys = F.broadcast(repeated) if repeated.count() <= BROADCAST_ROWS else repeated
     contested = candidates.join(join_keys, KEY_HASH, "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
     duplicates = duplicate_counts(contested, spec)
-    rows = deduplicate(candidates, spec, join_keys)
+    rows = deduplicate(candidates, spec, join_keys)  # its semi-join is `contested`'s plan: Spark reads the cache
     return Merged(rows if untouched is None else rows.unionByName(untouched), duplicates,
                   [*cached, repeated, contested])  # fmt: skip
 
@@ -597,23 +597,16 @@ def write_curated(
     if len(partitions) == 1:
         # One partition (an execution's usual batch): straight into its folder. partitionBy makes Spark sort
         # every task's rows by the partition columns first (0.25 GB: 4.6 s instead of 2.9 s for the write).
-        (
-            df.drop(spec.partition_key)
-            .coalesce(max(num_files, parallelism))
-            .write.mode("overwrite")
-            .option("maxRecordsPerFile", rows_per_file)
-            .parquet(storage.spark_path(curated_partition_uri(curated_uri, spec, partitions[0], run_id)))
-        )
-        return
-    (
-        df.withColumn(RUN_FOLDER, F.lit(run_id))
-        .coalesce(max(num_files, parallelism))
-        .write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .option("maxRecordsPerFile", rows_per_file)
-        .partitionBy(spec.partition_key, RUN_FOLDER)
-        .parquet(storage.spark_path(join_uri(curated_uri, spec.name)))
-    )
+        frame, folders = df.drop(spec.partition_key), []
+        path = curated_partition_uri(curated_uri, spec, partitions[0], run_id)
+    else:
+        frame, folders = df.withColumn(RUN_FOLDER, F.lit(run_id)), [spec.partition_key, RUN_FOLDER]
+        path = join_uri(curated_uri, spec.name)
+    writer = frame.coalesce(max(num_files, parallelism)).write.mode("overwrite")
+    writer = writer.option("maxRecordsPerFile", rows_per_file)
+    if folders:
+        writer = writer.option("partitionOverwriteMode", "dynamic").partitionBy(*folders)
+    writer.parquet(storage.spark_path(path))
 
 
 def write_empty(spark: SparkSession, schema: T.StructType | str, path: str, fmt: str) -> None:
