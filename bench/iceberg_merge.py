@@ -22,12 +22,12 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.etl_throughput import timed  # noqa: E402
 from bench.incremental import PARTITION, write_batch  # noqa: E402
 from etl.session import LOCAL_SPARK_CONF  # noqa: E402
 
@@ -69,12 +69,6 @@ def merge(spark, raw: Path, keys: list[str]) -> None:
         WHEN MATCHED AND b.updated_at >= t.updated_at THEN UPDATE SET *
         WHEN NOT MATCHED THEN INSERT *
     """)
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,9 @@ STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled")
 CURRENCIES = ("EUR", "USD", "GBP")
 COUNTRIES = ("DE", "FR", "GB", "US", "ES", "IT", "NL", "PL")
 UPDATE_EVERY = 100  # 1% of a batch's rows update an order of an earlier batch
+JOB_ARGS = {"dataset": "orders", "partitions": PARTITION, "raw_uri": "s3://raw-bucket",
+            "curated_uri": "s3://curated-bucket", "staging_uri": "s3://staging-bucket",
+            "datasets_uri": "s3://artifacts/datasets"}  # fmt: skip
 
 
 def write_batch(raw: Path, batch: int, files: int, rows: int) -> list[str]:
@@ -56,6 +59,15 @@ def write_batch(raw: Path, batch: int, files: int, rows: int) -> list[str]:
     return keys
 
 
+def batch_args(storage: LocalStorage, run_id: str, keys: list[str], published: str | None) -> dict[str, str]:
+    """ETL/DQ job arguments of an execution whose batch is `keys`, merged onto the snapshot `published` (or
+    onto nothing): writes its batch manifest, as the state machine does."""
+    manifest = f"s3://staging-bucket/manifests/{run_id}.json"
+    storage.write_text(manifest, json.dumps({"objects": keys,
+                                             "published": [{"partition": PARTITION, "location": published}]}))
+    return {**JOB_ARGS, "run_id": run_id, "manifest_uri": manifest}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=24)
@@ -70,10 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     storage = LocalStorage(lake)
     spark = build_spark("incremental-bench")
     spark.sparkContext.setLogLevel("ERROR")
-    common = {"dataset": "orders", "partitions": PARTITION, "raw_uri": "s3://raw-bucket",
-              "curated_uri": "s3://curated-bucket", "staging_uri": "s3://staging-bucket",
-              "datasets_uri": "s3://artifacts/datasets"}  # fmt: skip
-    warm_up = {**common, "partitions": "ingest_date=2000-01-01", "run_id": "warm-up"}
+    warm_up = {**JOB_ARGS, "partitions": "ingest_date=2000-01-01", "run_id": "warm-up"}
     (lake / "raw-bucket" / "orders" / "ingest_date=2000-01-01").mkdir(parents=True)
     (lake / "raw-bucket" / "orders" / "ingest_date=2000-01-01" / "a.csv").write_text(HEADER + "o-1,c-1,2000-01-01 "
                                                                                        "00:00:00,paid,EUR,1.00,1,DE,"
@@ -86,13 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     for batch in range(args.batches):
         keys = write_batch(lake / "raw-bucket", batch, args.files, args.rows)
         run_id = f"batch-{batch + 1:02d}"
-        manifest = f"s3://staging-bucket/manifests/{run_id}.json"
-        storage.write_text(manifest, json.dumps({"objects": keys,
-                                                 "published": [{"partition": PARTITION, "location": published}]}))
+        job_args = batch_args(storage, run_id, keys, published)
         start = time.perf_counter()
-        metrics = run_etl({**common, "run_id": run_id, "manifest_uri": manifest}, storage, spark)
+        metrics = run_etl(job_args, storage, spark)
         etl = time.perf_counter() - start
-        run_dq({**common, "run_id": run_id}, storage, spark)
+        run_dq({**JOB_ARGS, "run_id": run_id}, storage, spark)
         dq = time.perf_counter() - start - etl
         published = f"s3://curated-bucket/orders/{PARTITION}/run_id={run_id}/"
         results.append({"batch": batch + 1, "etl_seconds": round(etl, 2), "etl_dq_seconds": round(etl + dq, 2),
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     full = None
     if not args.no_full:
         full_metrics: dict = {}
-        full = timed(lambda: full_metrics.update(run_etl({**common, "run_id": "full"}, storage, spark)))
+        full = timed(lambda: full_metrics.update(run_etl({**JOB_ARGS, "run_id": "full"}, storage, spark)))
         assert full_metrics["output_rows"] == results[-1]["partition_rows"], "full reprocessing disagrees"
     spark.stop()
     first, last = results[0], results[-1]

@@ -23,14 +23,14 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.incremental import HEADER, PARTITION, write_batch  # noqa: E402
+from bench.etl_throughput import timed  # noqa: E402
+from bench.incremental import HEADER, PARTITION, batch_args, write_batch  # noqa: E402
 
 # https://docs.aws.amazon.com/glue/latest/dg/add-job.html (worker types): G.1X = 4 vCPU, G.2X = 8 vCPU per worker.
 VCPUS_PER_WORKER = {"G.1X": 4, "G.2X": 8, "G.4X": 16, "G.8X": 32}
@@ -69,12 +69,6 @@ class JobModel:
                 f"is the driver, {ASSUMED_AWS_JOB_START_S} s start-up per run")  # fmt: skip
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def calibrate(work: Path, batch_rows: int = 100_000, snapshot_rows: int = 1_000_000, spark=None) -> JobModel:
     """Measure the terms of `JobModel` with the real ETL and DQ jobs (see the module docstring)."""
     from etl.job import run as run_etl
@@ -88,16 +82,7 @@ def calibrate(work: Path, batch_rows: int = 100_000, snapshot_rows: int = 1_000_
     own_session = spark is None
     spark = spark or build_spark("job-model")
     spark.sparkContext.setLogLevel("ERROR")
-    common = {"dataset": "orders", "partitions": PARTITION, "raw_uri": "s3://raw-bucket",
-              "curated_uri": "s3://curated-bucket", "staging_uri": "s3://staging-bucket",
-              "datasets_uri": "s3://artifacts/datasets"}  # fmt: skip
     raw = work / "raw-bucket"
-
-    def batch(run_id: str, keys: list[str], published: str | None) -> dict:
-        manifest = f"s3://staging-bucket/manifests/{run_id}.json"
-        storage.write_text(manifest, json.dumps({"objects": keys,
-                                                 "published": [{"partition": PARTITION, "location": published}]}))
-        return {**common, "run_id": run_id, "manifest_uri": manifest}
 
     def one_row(name: str) -> list[str]:
         folder = raw / "orders" / PARTITION
@@ -105,28 +90,28 @@ def calibrate(work: Path, batch_rows: int = 100_000, snapshot_rows: int = 1_000_
         (folder / name).write_text(HEADER + "o-x,c-1,2026-11-24 00:00:00,paid,EUR,1.00,1,DE,2026-11-24 00:00:00\n")
         return [f"orders/{PARTITION}/{name}"]
 
-    warm = batch("warm-up", one_row("warm-up.csv"), None)
+    warm = batch_args(storage, "warm-up", one_row("warm-up.csv"), None)
     run_etl(warm, storage, spark)
     run_dq(warm, storage, spark)
-    tiny = batch("tiny", one_row("tiny.csv"), None)
-    etl_tiny = _timed(lambda: run_etl(tiny, storage, spark))
-    dq_tiny = _timed(lambda: run_dq(tiny, storage, spark))
+    tiny = batch_args(storage, "tiny", one_row("tiny.csv"), None)
+    etl_tiny = timed(lambda: run_etl(tiny, storage, spark))
+    dq_tiny = timed(lambda: run_dq(tiny, storage, spark))
 
     files = max(1, batch_rows // CALIBRATION_ROWS_PER_FILE)
     snapshot_batches = max(1, snapshot_rows // (files * CALIBRATION_ROWS_PER_FILE))
     # write_batch numbers orders by batch: batch 0 holds new orders only, later ones update 1% of earlier orders
-    alone = batch("alone", write_batch(raw, 0, files, CALIBRATION_ROWS_PER_FILE), None)
-    etl_alone = _timed(lambda: run_etl(alone, storage, spark))
-    dq_alone = _timed(lambda: run_dq(alone, storage, spark))
+    alone = batch_args(storage, "alone", write_batch(raw, 0, files, CALIBRATION_ROWS_PER_FILE), None)
+    etl_alone = timed(lambda: run_etl(alone, storage, spark))
+    dq_alone = timed(lambda: run_dq(alone, storage, spark))
     snapshot_keys = [k for b in range(1, snapshot_batches + 1) for k in write_batch(raw, b, files,
                                                                                      CALIBRATION_ROWS_PER_FILE)]
-    snapshot = batch("snapshot", snapshot_keys, None)
+    snapshot = batch_args(storage, "snapshot", snapshot_keys, None)
     carried = run_etl(snapshot, storage, spark)["output_rows"]
     merge_keys = write_batch(raw, snapshot_batches + 1, files, CALIBRATION_ROWS_PER_FILE)
-    onto = batch("onto-snapshot", merge_keys, f"s3://curated-bucket/orders/{PARTITION}/run_id=snapshot/")
+    onto = batch_args(storage, "onto-snapshot", merge_keys, f"s3://curated-bucket/orders/{PARTITION}/run_id=snapshot/")
     metrics: dict = {}
-    etl_onto = _timed(lambda: metrics.update(run_etl(onto, storage, spark)))
-    dq_onto = _timed(lambda: run_dq(onto, storage, spark))
+    etl_onto = timed(lambda: metrics.update(run_etl(onto, storage, spark)))
+    dq_onto = timed(lambda: run_dq(onto, storage, spark))
     cores = spark.sparkContext.defaultParallelism
     if own_session:
         spark.stop()
