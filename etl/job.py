@@ -6,7 +6,9 @@
         [--lake_root /tmp/lake] [--lineage_url http://...]
 
 With a batch manifest only the batch's objects are read, and their rows are merged onto each partition's
-published snapshot (etl/batch.py); without one every raw object of the partitions is reprocessed.
+published snapshot (etl/batch.py): the published files the batch competes with are rewritten, the others copied
+into the candidate folder unchanged (etl/snapshot.py). Without one every raw object of the partitions is
+reprocessed.
 
 Outputs (see etl/transforms.py for the row-level rules):
 - {curated_uri}/{dataset}/{partition}/run_id={run_id}/*.parquet   candidate data, replaced on re-run
@@ -24,8 +26,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from etl import snapshot as snap
 from etl import transforms as tf
-from etl.batch import read_manifest
+from etl.batch import Batch, read_manifest
 from etl.lineage import LineageDataset, LineageEmitter
 from etl.readers import list_partition_objects, parse_partitions
 from etl.spec import DatasetSpec, load_deployed_dataset
@@ -101,14 +104,13 @@ def _run(
         row_counts = tf.count_rows(rows, spec)  # the one pass over the raw objects; fills the cache
         counts, reasons = row_counts.by_partition, row_counts.reasons
         _write_rejects(rows, counts, args, spec, partitions, storage, spark)
-        carried, snapshots = tf.published_rows(spark, storage, spec, batch.published, batch.replaced_sources)
         batch_rows = sum(c["parsed_rows"] - c["rejected_rows"] for c in counts.values())
-        merged = tf.merge_batch(tf.valid_rows(rows), carried, spec, batch_rows)
+        merged, snapshots = _merge(tf.valid_rows(rows), batch_rows, batch, spec, storage, spark)
         cached += merged.cached
-        total = batch_rows + sum(s["snapshot_rows"] - s["replaced_rows"] for s in snapshots.values())
-        if total:
+        spark_rows = batch_rows + sum(s.rewritten_rows for s in snapshots.values())
+        if spark_rows:
             curated = tf.add_provenance(merged.rows, spec)
-            tf.write_curated(curated, storage, args["curated_uri"], spec, run_id, tf.file_count(total), partitions)
+            tf.write_curated(curated, storage, args["curated_uri"], spec, run_id, tf.file_count(spark_rows), partitions)
     finally:
         for frame in cached:
             frame.unpersist()
@@ -117,15 +119,17 @@ def _run(
     empty = {"parsed_rows": 0, "rejected_rows": 0}
     for partition in partitions:
         value = partition.split("=", 1)[1]
-        path = storage.spark_path(tf.curated_partition_uri(args["curated_uri"], spec, partition, run_id))
+        output = tf.curated_partition_uri(args["curated_uri"], spec, partition, run_id)
         count = counts.get(value, empty)
-        snapshot = snapshots.get(value, {"snapshot_rows": 0, "replaced_rows": 0})
-        carried_rows = snapshot["snapshot_rows"] - snapshot["replaced_rows"]
+        snapshot = snapshots.get(partition, snap.Snapshot(partition, "", ()))
+        carried_rows = snapshot.rows - snapshot.replaced_rows
+        if count["parsed_rows"] - count["rejected_rows"] + snapshot.rewritten_rows == 0:
+            tf.write_empty(spark, tf.curated_schema(spec), storage.spark_path(output), "parquet")  # clears the folder
+        copied = snap.copy_untouched(storage, snapshot, output)
         if count["parsed_rows"] - count["rejected_rows"] + carried_rows == 0:
-            tf.write_empty(spark, tf.curated_schema(spec), path, "parquet")
             output_rows = 0
         else:
-            output_rows = spark.read.parquet(path).count()  # Parquet footers only: cheap, checks the write
+            output_rows = spark.read.parquet(storage.spark_path(output)).count()  # footers only: checks the write
         readable = [o for o in plan.readable if o.partition == partition]
         per_partition[partition] = {
             "input_rows": sum(data_lines.get(o.uri, 0) for o in readable),
@@ -133,8 +137,10 @@ def _run(
             "rejected_rows": count["rejected_rows"],
             "duplicates_removed": merged.duplicates.get(value, 0),
             "carried_rows": carried_rows,
-            "snapshot_rows": snapshot["snapshot_rows"],
-            "replaced_rows": snapshot["replaced_rows"],
+            "snapshot_rows": snapshot.rows,
+            "replaced_rows": snapshot.replaced_rows,
+            "copied_files": len(copied),
+            "rewritten_files": len(snapshot.touched),
             "merged_onto": batch.published.get(partition),
             "source_objects": len(objects[partition]),
             "quarantined_objects": sum(1 for q in plan.quarantined if q["partition"] == partition),
@@ -161,6 +167,24 @@ def _run(
         metrics[key] = sum(p[key] for p in per_partition.values())
     write_json(storage, metrics_uri(args["staging_uri"], spec.name, run_id), metrics)
     return metrics
+
+
+def _merge(valid: Any, batch_rows: int, batch: Batch, spec: DatasetSpec, storage: Storage,
+           spark: Any) -> tuple[tf.Merged, dict[str, snap.Snapshot]]:  # fmt: skip
+    """The batch's valid rows merged onto the published files they compete with (etl/snapshot.py), and each
+    merged partition's snapshot. The merge's `cached` frames include the batch's key hashes."""
+    hashes, kept = None, []
+    if spec.primary_key:
+        valid = tf.with_key_hash(valid, spec)
+        if any(batch.published.values()):
+            persisted, hashes = tf.batch_key_hashes(valid, broadcast=batch_rows <= tf.BROADCAST_ROWS)
+            kept.append(persisted)
+    snapshots = {p: snap.inspect_snapshot(spark, storage, spec, p, location, batch.replaced_sources, hashes)
+                 for p, location in batch.published.items() if location}  # fmt: skip
+    carried = snap.touched_rows(spark, storage, spec, snapshots.values(), batch.replaced_sources)
+    merged = tf.merge_batch(valid, carried, spec, hashes)
+    merged.cached.extend(kept)
+    return merged, snapshots
 
 
 def _write_rejects(rows: Any, counts: dict[str, dict[str, int]], args: dict[str, str], spec: DatasetSpec,

@@ -8,6 +8,7 @@ Glue), and pass every URI through `Storage.spark_path` before handing it to Spar
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ class Storage(Protocol):
     def write_text(self, uri: str, text: str) -> None: ...
     def exists(self, uri: str) -> bool: ...
     def list_keys(self, uri: str) -> list[str]: ...
+    def copy(self, source_uri: str, target_uri: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,13 @@ class LocalStorage:
         bucket_root = self.root / bucket
         return sorted(f"s3://{bucket}/{p.relative_to(bucket_root).as_posix()}" for p in base.rglob("*") if p.is_file())
 
+    def copy(self, source_uri: str, target_uri: str) -> None:
+        target = self.local_path(target_uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")  # hidden: a reader of the folder never sees a partial copy
+        shutil.copyfile(self.local_path(source_uri), tmp)
+        tmp.replace(target)
+
 
 @dataclass(frozen=True)
 class S3Storage:
@@ -102,6 +111,13 @@ class S3Storage:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             keys.extend(f"s3://{bucket}/{o['Key']}" for o in page.get("Contents", []))
         return sorted(keys)
+
+    def copy(self, source_uri: str, target_uri: str) -> None:
+        """Server-side copy (CopyObject, or UploadPartCopy above the multipart threshold): the bytes stay in S3;
+        the target gets the bucket's default encryption."""
+        source_bucket, source_key = split_s3_uri(source_uri)
+        bucket, key = split_s3_uri(target_uri)
+        self.client.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)
 
 
 def storage_for(lake_root: str | None, s3_client_factory: Any = None) -> Storage:

@@ -7,14 +7,17 @@ Pipeline (each step a function, unit-testable on local Spark):
     enforced = enforce_schema(lines, spec)                  # typed columns + `_reject_reason`
     rows = for_cache(stamp_provenance(enforced, run_id, ingested_at)).persist()   # parsed once
     counts = count_rows(rows, spec)                         # parsed and rejected rows, reasons
-    carried, snapshots = published_rows(...)                # the published rows the batch merges onto
-    merged = merge_batch(valid_rows(rows), carried, spec, batch_rows)
+    batch = with_key_hash(valid_rows(rows), spec)
+    hashes, join = batch_key_hashes(batch, broadcast)      # only when merging onto a published snapshot
+    carried = etl.snapshot.touched_rows(...)                # the published files the batch competes with
+    merged = merge_batch(batch, carried, spec, join)
     curated = add_provenance(merged.rows, spec)
 
 Why it is shaped like this (bench/etl_throughput.py): the raw objects are parsed once and the parsed rows kept
 in memory without their raw lines; the source object comes from `_metadata.file_path` by a broadcast lookup;
 de-duplication shuffles and ranks only the rows of keys that occur more than once (found by a shuffle of a 64-bit
-hash of the keys alone); published rows whose keys the batch does not touch are copied through without a shuffle.
+hash of the keys alone); published rows whose keys the batch does not touch are copied through without a shuffle,
+and published files it does not touch at all are carried as object copies (etl/snapshot.py).
 
 Row accounting (every row ends up in exactly one place, nothing is silently lost):
     input_rows + carried_rows = output_rows + rejected_rows + duplicates_removed
@@ -139,7 +142,7 @@ def _header_enabled(spec: DatasetSpec) -> bool:
     return (spec.reader_option("header", "true") or "true").lower() == "true"
 
 
-def _spark_file_path(spark: SparkSession, path: str) -> str:
+def spark_file_path(spark: SparkSession, path: str) -> str:
     """The string Spark reports as `_metadata.file_path` for a file it was given as `path`: the Hadoop path's
     URL-encoded URI (what Spark's SparkPath does), with a local file's empty authority dropped (`file:/x`, the
     form Spark's file listing gives)."""
@@ -155,7 +158,7 @@ def with_source(
     s3:// URI) and the partition value. One broadcast lookup per row: parsing and URL-decoding the path of
     every row cost more than the CSV parse itself. A row of a file that is not one of `objects` fails the job
     naming the file, instead of getting a null source."""
-    files = {_spark_file_path(spark, storage.spark_path(o.uri)): o for o in objects}
+    files = {spark_file_path(spark, storage.spark_path(o.uri)): o for o in objects}
     lookup = spark.createDataFrame(
         [(path, o.uri, o.partition_value) for path, o in files.items()],
         f"`{FILE}` STRING, `{SOURCE_OBJECT}` STRING, `{spec.partition_key}` STRING",
@@ -470,37 +473,6 @@ def stamp_provenance(df: DataFrame, run_id: str, ingested_at: datetime) -> DataF
     )
 
 
-def published_rows(
-    spark: SparkSession, storage: Storage, spec: DatasetSpec, published: dict[str, str | None], replaced: Iterable[str]
-) -> tuple[DataFrame | None, dict[str, dict[str, int]]]:
-    """Rows of the published snapshots the batch merges onto, in the shape of `valid_rows` (their original
-    provenance kept), without the rows of objects this batch re-reads; and per partition value the snapshot's
-    rows and the rows it replaces, counted on the snapshot itself: the rest must be carried into the output."""
-    frames: list[DataFrame] = []
-    snapshot_counts: dict[str, dict[str, int]] = {}
-    replaced = sorted(replaced)
-    for partition, location in published.items():
-        if not location:
-            continue
-        df = spark.read.parquet(storage.spark_path(location))
-        is_replaced = F.col(SOURCE_OBJECT).isin(replaced) if replaced else F.lit(False)
-        [counts] = df.agg(F.count(F.lit(1)), F.count(F.when(is_replaced, 1))).collect()
-        snapshot_counts[partition.split("=", 1)[1]] = {"snapshot_rows": int(counts[0]), "replaced_rows": int(counts[1])}
-        kept = df.where(~is_replaced)
-        frames.append(
-            kept.select(
-                SOURCE_OBJECT,
-                F.lit(partition.split("=", 1)[1]).alias(spec.partition_key),
-                F.lit(None).cast("long").alias(LINE),
-                *spec.column_names,
-                INGESTED_AT,
-                RUN_ID,
-                F.lit(None).cast("long").alias(ROW_HASH),
-            )
-        )
-    return _union(frames), snapshot_counts
-
-
 @dataclass
 class Merged:
     """The partitions after the batch (one row per key), and per partition value the rows that lost to a newer
@@ -511,16 +483,25 @@ class Merged:
     cached: list[DataFrame] = field(default_factory=list)
 
 
-def merge_batch(valid: DataFrame, carried: DataFrame | None, spec: DatasetSpec, batch_rows: int) -> Merged:
-    """This run's valid rows merged onto the published rows they update, de-duplicated. Only keys that occur
-    more than once are shuffled in full; published rows of keys the batch does not touch are copied through."""
-    if not spec.primary_key:
-        return Merged(valid if carried is None else valid.unionByName(carried), {})
+def batch_key_hashes(batch: DataFrame, broadcast: bool) -> tuple[DataFrame, DataFrame]:
+    """(the distinct `_key_hash` values of the batch's rows, persisted: the caller unpersists it after the write;
+    the same frame as joins should use it). `broadcast` when they fit in memory on every worker."""
     from pyspark import StorageLevel
 
-    batch = with_key_hash(valid, spec)
-    snapshot = None if carried is None else with_key_hash(carried, spec)
-    candidates, untouched, cached = split_snapshot(batch, snapshot, broadcast=batch_rows <= BROADCAST_ROWS)
+    hashes = batch.select(KEY_HASH).distinct().persist(StorageLevel.MEMORY_AND_DISK)
+    return hashes, F.broadcast(hashes) if broadcast else hashes
+
+
+def merge_batch(batch: DataFrame, carried: DataFrame | None, spec: DatasetSpec, hashes: DataFrame | None) -> Merged:
+    """This run's valid rows merged onto the published rows they may update, de-duplicated. Only keys that occur
+    more than once are shuffled in full; published rows of keys the batch does not touch are copied through.
+    With a primary key, `batch` and `carried` have `_key_hash` (`with_key_hash`) and `hashes` are the batch's
+    (`batch_key_hashes`, required when `carried` is given)."""
+    if not spec.primary_key:
+        return Merged(batch if carried is None else batch.unionByName(carried), {})
+    from pyspark import StorageLevel
+
+    candidates, untouched, cached = split_snapshot(batch, carried, hashes)
     repeated = repeated_hashes(candidates).persist(StorageLevel.MEMORY_AND_DISK)
     join_keys = F.broadcast(repeated) if repeated.count() <= BROADCAST_ROWS else repeated
     contested = candidates.join(join_keys, KEY_HASH, "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
@@ -531,23 +512,22 @@ def merge_batch(valid: DataFrame, carried: DataFrame | None, spec: DatasetSpec, 
 
 
 def split_snapshot(
-    batch: DataFrame, snapshot: DataFrame | None, broadcast: bool
+    batch: DataFrame, snapshot: DataFrame | None, hashes: DataFrame | None
 ) -> tuple[DataFrame, DataFrame | None, list[DataFrame]]:
     """(the rows that compete for their keys, the published rows no row of this batch competes with, frames to
     unpersist after the write). Both frames have `_key_hash`. The second passes straight into the output: a
-    batch's cost grows with the batch, plus one scan of the snapshot without a shuffle. `broadcast` when the
-    batch's key hashes fit in memory on every worker."""
+    batch's cost grows with the batch, plus one scan of the published rows it reads, without a shuffle."""
     if snapshot is None:
         return batch, None, []
+    if hashes is None:
+        raise ValueError("split_snapshot: the batch's key hashes are required to split published rows")
     from pyspark import StorageLevel
 
-    batch_hashes = batch.select(KEY_HASH).distinct().persist(StorageLevel.MEMORY_AND_DISK)  # used by both joins
-    hashes = F.broadcast(batch_hashes) if broadcast else batch_hashes
     # Kept: the contested published rows (as many as the batch has keys) are read by the search for repeated
-    # keys, the duplicate count and the ranking; without the cache each of them scans the whole snapshot.
+    # keys, the duplicate count and the ranking; without the cache each of them scans the published rows.
     contested = snapshot.join(hashes, KEY_HASH, "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
     untouched = snapshot.join(hashes, KEY_HASH, "left_anti")
-    return batch.unionByName(contested), untouched, [batch_hashes, contested]
+    return batch.unionByName(contested), untouched, [contested]
 
 
 def add_provenance(df: DataFrame, spec: DatasetSpec) -> DataFrame:

@@ -96,3 +96,30 @@ def test_job_role__put_metric_data_only_in_the_lake_and_glue_namespaces(template
     assert metric and all(
         s["Condition"] == {"StringEquals": {"cloudwatch:namespace": ["Glue", "DataLake"]}} for s in metric
     )
+
+
+def _grants(statements: list[dict], action: str, resource) -> bool:
+    from fnmatch import fnmatchcase
+
+    return any(
+        s["Effect"] == "Allow"
+        and any(fnmatchcase(action, a) for a in _as_list(s["Action"]))
+        and resource in _as_list(s["Resource"])
+        for s in statements
+    )
+
+
+def test_job_role__can_copy_published_files_within_the_curated_bucket(template_json):
+    """An incremental ETL run copies the published files its batch does not touch into the candidate folder
+    (etl/snapshot.py, S3Storage.copy). CopyObject needs s3:GetObject on the source and s3:PutObject on the target;
+    a copy of an SSE-KMS object needs kms:Decrypt on the source's key and kms:GenerateDataKey on the target's.
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#require-sse-kms"""
+    resources = template_json["Resources"]
+    [bucket] = [k for k, r in resources.items() if r["Type"] == "AWS::S3::Bucket" and "Curated" in k]
+    [rule] = resources[bucket]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    key = rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]
+    objects = {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]}
+    statements = _role_statements(template_json, "JobsJobRole")
+    assert _grants(statements, "s3:GetObject", objects) and _grants(statements, "s3:PutObject", objects)
+    assert _grants(statements, "kms:Decrypt", key) and _grants(statements, "kms:GenerateDataKey", key)

@@ -452,22 +452,68 @@ def test_run__an_overwritten_object_replaces_its_earlier_rows(spark, tmp_path, r
 
 
 def test_run__a_snapshot_row_lost_in_the_merge_fails_the_run(spark, tmp_path, repo_root, monkeypatch):
-    import etl.transforms as tf
+    import etl.snapshot as snap
 
     storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode(),
-                                              f"{PART}/b.csv": (HEADER + O3).encode()})  # fmt: skip
+                                              f"{PART}/b.csv": (HEADER + V2 + O3).encode()})  # fmt: skip
     run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
-    original = tf.published_rows
+    original = snap.touched_rows
 
     def losing(*args, **kwargs):
-        frame, counts = original(*args, **kwargs)
-        return frame.where("order_id != 'o2'"), counts
+        return original(*args, **kwargs).where("order_id != 'o2'")
 
-    monkeypatch.setattr(tf, "published_rows", losing)
-    with pytest.raises(RuntimeError, match=rf"row accounting does not balance for {PART}: its objects hold 1 data "
+    monkeypatch.setattr(snap, "touched_rows", losing)
+    with pytest.raises(RuntimeError, match=rf"row accounting does not balance for {PART}: its objects hold 2 data "
                                            r"lines .* 2 rows were carried from the published snapshot "
                                            r"s3://curated-bucket/.*run_id=run-1/, but 2 were written"):  # fmt: skip
         run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
+
+
+O3_LATER = "o3,c3,2026-11-24 13:00:00,shipped,GBP,3.00,1,GB,2026-11-24 18:00:00\n"
+
+
+def test_run__published_files_the_batch_does_not_touch_are_copied_not_rewritten(spark, tmp_path, repo_root):
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode(),
+                                              f"{PART}/b.csv": (HEADER + O3).encode(),
+                                              f"{PART}/c.csv": (HEADER + O3_LATER).encode()})  # fmt: skip
+    run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    first_files = curated_files(tmp_path, run_id="run-1")
+    second = run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
+    # b.csv shares no key with run-1: its files are carried byte for byte, and only o3 is written by Spark.
+    assert (second["per_partition"][PART]["copied_files"], second["per_partition"][PART]["rewritten_files"]) == (
+        len(first_files), 0)  # fmt: skip
+    copies = {f.name: f.read_bytes() for f in curated_files(tmp_path, run_id="run-2")}
+    assert all(copies.get(f.name) == f.read_bytes() for f in first_files)
+    assert (second["carried_rows"], second["output_rows"]) == (2, 3)
+
+    third = run_batch(spark, storage, tmp_path, "run-3", [f"{PART}/c.csv"], snapshot("run-2"))
+    # c.csv updates o3 only: the file that holds it is rewritten, run-1's files are carried again.
+    assert (third["per_partition"][PART]["copied_files"], third["per_partition"][PART]["rewritten_files"]) == (
+        len(first_files), 1)  # fmt: skip
+    assert (third["carried_rows"], third["output_rows"], third["duplicates_removed"]) == (3, 3, 1)
+    run({**job_args(run_id="full"), "manifest_uri": "none"}, storage, spark)
+    assert data_of(curated_rows(spark, tmp_path, run_id="run-3")) == data_of(
+        curated_rows(spark, tmp_path, run_id="full"))  # fmt: skip
+    assert {r.order_id: r.status for r in curated_rows(spark, tmp_path, run_id="run-3")}["o3"] == "shipped"
+
+
+def test_run__a_batch_with_no_valid_rows_still_carries_the_snapshot(spark, tmp_path, repo_root):
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode(),
+                                              f"{PART}/b.csv": (HEADER + "o9,bad\n").encode()})  # fmt: skip
+    run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    second = run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
+    assert (second["rejected_rows"], second["carried_rows"], second["output_rows"]) == (1, 2, 2)
+    assert data_of(curated_rows(spark, tmp_path, run_id="run-2")) == data_of(curated_rows(spark, tmp_path))
+
+
+def test_run__a_snapshot_written_with_other_columns_fails_naming_it(spark, tmp_path, repo_root):
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1).encode()})
+    old = tmp_path / "curated-bucket" / "orders" / PART / "run_id=old"
+    spark.createDataFrame([("o1", "placed")], "order_id string, status string").write.parquet(str(old))
+    with pytest.raises(ValueError, match=r"published snapshot s3://curated-bucket/orders/.*/run_id=old/ has columns "
+                                         r"\[\('order_id', 'string'\), \('status', 'string'\)\], but dataset "
+                                         r"orders now writes .*re-run the partition in full"):  # fmt: skip
+        run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], snapshot("old"))
 
 
 @pytest.mark.parametrize(
