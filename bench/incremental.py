@@ -48,16 +48,20 @@ JOB_ARGS = {"dataset": "orders", "partitions": PARTITION, "raw_uri": "s3://raw-b
 
 def updated_order(n: int, batch: int, files: int, rows: int, updates: str) -> int:
     """The earlier order that row `n` of `batch` (> 0) updates: one of the previous batch (`recent`) or of any
-    earlier batch (`spread`)."""
-    per_batch = files * rows
+    earlier batch (`spread`). Targets are ids = 1 (mod UPDATE_EVERY): in every batch those rows are new orders
+    (the rows = 0 are the updates), so every update replaces a published row; 7919 is prime, so the
+    UPDATE_EVERY-th rows of a batch pick distinct orders."""
+    slots = files * rows // UPDATE_EVERY  # new orders = 1 (mod UPDATE_EVERY) per batch
+    pick = n // UPDATE_EVERY * 7919
     if updates == "recent":
-        return (batch - 1) * per_batch + (n * 7919) % per_batch
-    return (n * 7919) % (batch * per_batch)
+        return (batch - 1) * files * rows + pick % slots * UPDATE_EVERY + 1
+    return pick % (batch * slots) * UPDATE_EVERY + 1
 
 
-def write_batch(raw: Path, batch: int, files: int, rows: int, updates: str = "spread") -> list[str]:
+def write_batch(raw: Path, batch: int, files: int, rows: int, updates: str = "spread",
+                partition: str = PARTITION) -> list[str]:  # fmt: skip
     """`files` objects of `rows` orders each; returns their keys in the raw bucket."""
-    folder = raw / "orders" / PARTITION
+    folder = raw / "orders" / partition
     folder.mkdir(parents=True, exist_ok=True)
     keys = []
     for f in range(files):
@@ -70,17 +74,18 @@ def write_batch(raw: Path, batch: int, files: int, rows: int, updates: str = "sp
                          f"{(n * 37) % 40_000 / 100 + 1:.2f},{n % 5 + 1},{COUNTRIES[n % 8]},{ts}\n")  # fmt: skip
         name = f"batch-{batch + 1:02d}-{f + 1:03d}.csv"
         (folder / name).write_text("".join(lines), encoding="utf-8")
-        keys.append(f"orders/{PARTITION}/{name}")
+        keys.append(f"orders/{partition}/{name}")
     return keys
 
 
-def batch_args(storage: LocalStorage, run_id: str, keys: list[str], published: str | None) -> dict[str, str]:
+def batch_args(storage: LocalStorage, run_id: str, keys: list[str], published: str | None,
+               partition: str = PARTITION) -> dict[str, str]:  # fmt: skip
     """ETL/DQ job arguments of an execution whose batch is `keys`, merged onto the snapshot `published` (or
     onto nothing): writes its batch manifest, as the state machine does."""
     manifest = f"s3://staging-bucket/manifests/{run_id}.json"
     storage.write_text(manifest, json.dumps({"objects": keys,
-                                             "published": [{"partition": PARTITION, "location": published}]}))
-    return {**JOB_ARGS, "run_id": run_id, "manifest_uri": manifest}
+                                             "published": [{"partition": partition, "location": published}]}))
+    return {**JOB_ARGS, "partitions": partition, "run_id": run_id, "manifest_uri": manifest}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,13 +113,14 @@ def run_feed(spark, updates: str, args: argparse.Namespace) -> dict:
     shutil.rmtree(lake, ignore_errors=True)
     shutil.copytree(ROOT / "datasets" / "orders", lake / "artifacts" / "datasets" / "orders")
     storage = LocalStorage(lake)
-    warm_up = {**JOB_ARGS, "partitions": "ingest_date=2000-01-01", "run_id": "warm-up"}
-    (lake / "raw-bucket" / "orders" / "ingest_date=2000-01-01").mkdir(parents=True)
-    (lake / "raw-bucket" / "orders" / "ingest_date=2000-01-01" / "a.csv").write_text(HEADER + "o-1,c-1,2000-01-01 "
-                                                                                       "00:00:00,paid,EUR,1.00,1,DE,"
-                                                                                       "2000-01-01 00:00:00\n")
-    run_etl(warm_up, storage, spark)  # JVM start, class loading and code generation stay out of the timings
-    run_dq(warm_up, storage, spark)
+    # Warm-up: two full-size batches (one onto nothing, one merged onto it) into another partition, so that JVM
+    # start, class loading, code generation and JIT stay out of the timings of batch 1 and batch 2.
+    warm = "ingest_date=2000-01-01"
+    for batch, onto in ((0, None), (1, f"s3://curated-bucket/orders/{warm}/run_id=warm-up-1/")):
+        keys = write_batch(lake / "raw-bucket", batch, args.files, args.rows, updates, partition=warm)
+        warm_args = batch_args(storage, f"warm-up-{batch + 1}", keys, onto, partition=warm)
+        run_etl(warm_args, storage, spark)
+        run_dq(warm_args, storage, spark)
 
     published: str | None = None
     results = []

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from etl import snapshot as snap
@@ -107,10 +108,7 @@ def _run(
         batch_rows = sum(c["parsed_rows"] - c["rejected_rows"] for c in counts.values())
         merged, snapshots = _merge(tf.valid_rows(rows), batch_rows, batch, spec, storage, spark)
         cached += merged.cached
-        spark_rows = batch_rows + sum(s.rewritten_rows for s in snapshots.values())
-        if spark_rows:
-            curated = tf.add_provenance(merged.rows, spec)
-            tf.write_curated(curated, storage, args["curated_uri"], spec, run_id, tf.file_count(spark_rows), partitions)
+        _write_candidate(merged.rows, batch_rows, snapshots, args, spec, partitions, storage, spark)
     finally:
         for frame in cached:
             frame.unpersist()
@@ -123,8 +121,6 @@ def _run(
         count = counts.get(value, empty)
         snapshot = snapshots.get(partition, snap.Snapshot(partition, "", ()))
         carried_rows = snapshot.rows - snapshot.replaced_rows
-        if count["parsed_rows"] - count["rejected_rows"] + snapshot.rewritten_rows == 0:
-            tf.write_empty(spark, tf.curated_schema(spec), storage.spark_path(output), "parquet")  # clears the folder
         copied = snap.copy_untouched(storage, snapshot, output)
         if count["parsed_rows"] - count["rejected_rows"] + carried_rows == 0:
             output_rows = 0
@@ -185,6 +181,32 @@ def _merge(valid: Any, batch_rows: int, batch: Batch, spec: DatasetSpec, storage
     merged = tf.merge_batch(valid, carried, spec, hashes)
     merged.cached.extend(kept)
     return merged, snapshots
+
+
+def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snapshot], args: dict[str, str],
+                     spec: DatasetSpec, partitions: list[str], storage: Storage, spark: Any) -> None:  # fmt: skip
+    """Replace each partition's candidate folder by the merged rows: this run's rows in files of their own, the
+    rows carried from rewritten published files in others. Keeping files apart by the run that ingested their
+    rows is what lets a later batch that updates recent rows touch only recent files (etl/snapshot.py); mixed,
+    every rewrite would pull the older rows along into the next one. Untouched published files are copied in
+    afterwards (the caller)."""
+    from pyspark.sql import functions as F
+
+    run_id = args["run_id"]
+    if len(partitions) > 1:  # a partitioned write replaces only the folders it writes rows to
+        for partition in partitions:
+            output = tf.curated_partition_uri(args["curated_uri"], spec, partition, run_id)
+            tf.write_empty(spark, tf.curated_schema(spec), storage.spark_path(output), "parquet")
+    rewritten = sum(s.rewritten_rows for s in snapshots.values())
+    curated = tf.add_provenance(rows, spec)
+    write = partial(tf.write_curated, storage=storage, curated_uri=args["curated_uri"], spec=spec, run_id=run_id,
+                    partitions=partitions)  # fmt: skip
+    # Each write prunes the other's rows cheaply: this run's rows carry `lake_run_id` as a literal (the filter
+    # folds to false), the published files' row groups have min/max statistics of theirs (Parquet pushdown).
+    if batch_rows or len(partitions) == 1:  # a single folder is always replaced (empty when nothing is new)
+        write(curated.where(F.col(tf.RUN_ID) == run_id), num_files=tf.file_count(batch_rows))
+    if rewritten:
+        write(curated.where(F.col(tf.RUN_ID) != run_id), num_files=tf.file_count(rewritten), append=True)
 
 
 def _write_rejects(rows: Any, counts: dict[str, dict[str, int]], args: dict[str, str], spec: DatasetSpec,

@@ -569,8 +569,10 @@ def write_curated(
     num_files: int,
     partitions: list[str],
     rows_per_file: int = TARGET_ROWS_PER_FILE,
+    append: bool = False,
 ) -> None:
-    """Write Parquet to {curated}/{dataset}/{key}={value}/run_id={run_id}/, replacing only those folders."""
+    """Write Parquet to {curated}/{dataset}/{key}={value}/run_id={run_id}/, replacing only those folders (or adding
+    files to them, with `append`)."""
     # Never fewer files than the cluster has cores: coalescing below that runs the whole merge (the cached rows,
     # the snapshot scan, the joins) in that many tasks, since no shuffle separates them from the write.
     parallelism = df.sparkSession.sparkContext.defaultParallelism
@@ -582,7 +584,7 @@ def write_curated(
     else:
         frame, folders = df.withColumn(RUN_FOLDER, F.lit(run_id)), [spec.partition_key, RUN_FOLDER]
         path = join_uri(curated_uri, spec.name)
-    writer = frame.coalesce(max(num_files, parallelism)).write.mode("overwrite")
+    writer = frame.coalesce(max(num_files, parallelism)).write.mode("append" if append else "overwrite")
     writer = writer.option("maxRecordsPerFile", rows_per_file)
     if folders:
         writer = writer.option("partitionOverwriteMode", "dynamic").partitionBy(*folders)

@@ -469,32 +469,40 @@ def test_run__a_snapshot_row_lost_in_the_merge_fails_the_run(spark, tmp_path, re
         run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
 
 
+O4 = "o4,c4,2026-11-24 14:00:00,placed,EUR,4.00,1,DE,2026-11-24 14:00:00\n"
 O3_LATER = "o3,c3,2026-11-24 13:00:00,shipped,GBP,3.00,1,GB,2026-11-24 18:00:00\n"
 
 
 def test_run__published_files_the_batch_does_not_touch_are_copied_not_rewritten(spark, tmp_path, repo_root):
     storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode(),
-                                              f"{PART}/b.csv": (HEADER + O3).encode(),
+                                              f"{PART}/b.csv": (HEADER + O3 + O4).encode(),
                                               f"{PART}/c.csv": (HEADER + O3_LATER).encode()})  # fmt: skip
     run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
     first_files = curated_files(tmp_path, run_id="run-1")
     second = run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
-    # b.csv shares no key with run-1: its files are carried byte for byte, and only o3 is written by Spark.
+    # b.csv shares no key with run-1: its files are carried byte for byte, and only o3 and o4 are written by Spark.
     assert (second["per_partition"][PART]["copied_files"], second["per_partition"][PART]["rewritten_files"]) == (
         len(first_files), 0)  # fmt: skip
     copies = {f.name: f.read_bytes() for f in curated_files(tmp_path, run_id="run-2")}
     assert all(copies.get(f.name) == f.read_bytes() for f in first_files)
-    assert (second["carried_rows"], second["output_rows"]) == (2, 3)
+    assert (second["carried_rows"], second["output_rows"]) == (2, 4)
 
     third = run_batch(spark, storage, tmp_path, "run-3", [f"{PART}/c.csv"], snapshot("run-2"))
-    # c.csv updates o3 only: the file that holds it is rewritten, run-1's files are carried again.
+    # c.csv updates o3 only: the file that holds it (and o4) is rewritten, run-1's files are carried again.
     assert (third["per_partition"][PART]["copied_files"], third["per_partition"][PART]["rewritten_files"]) == (
         len(first_files), 1)  # fmt: skip
-    assert (third["carried_rows"], third["output_rows"], third["duplicates_removed"]) == (3, 3, 1)
+    assert (third["carried_rows"], third["output_rows"], third["duplicates_removed"]) == (4, 4, 1)
     run({**job_args(run_id="full"), "manifest_uri": "none"}, storage, spark)
     assert data_of(curated_rows(spark, tmp_path, run_id="run-3")) == data_of(
         curated_rows(spark, tmp_path, run_id="full"))  # fmt: skip
     assert {r.order_id: r.status for r in curated_rows(spark, tmp_path, run_id="run-3")}["o3"] == "shipped"
+    for run_id in ("run-2", "run-3"):  # a run's own rows never share a file with rows carried from the snapshot
+        assert all(len(runs) == 1 or run_id not in runs for runs in runs_per_file(spark, tmp_path, run_id))
+
+
+def runs_per_file(spark, tmp_path: Path, run_id: str) -> list[set[str]]:
+    """For each curated file of `run_id`'s folder, the `lake_run_id`s of its rows."""
+    return [{r.lake_run_id for r in spark.read.parquet(str(f)).collect()} for f in curated_files(tmp_path, run_id=run_id)]
 
 
 def test_run__a_batch_with_no_valid_rows_still_carries_the_snapshot(spark, tmp_path, repo_root):
