@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,7 @@ TARGET_PARTITIONS = 10
 # ASSUMPTION: daily partitions (ingest_date=YYYY-MM-DD), so each of the partitions is new once a day. The state
 # machine crawls only for batches that hold a partition the raw table does not know yet.
 NEW_PARTITIONS_PER_HOUR = TARGET_PARTITIONS / 24
+ASSUMED_UPDATES = "recent"  # ASSUMPTION: the orders a batch updates are recent ones (bench/incremental.py feeds)
 ASSUMED_AWS_CRAWL_S = 60  # ASSUMPTION: an incremental crawl of a few new folders on AWS
 # ASSUMPTION: rows per landed file at the target rate (the burst's own files hold one row each). Job durations
 # come from bench/job_model.py: the real ETL and DQ jobs measured in this process, scaled to the stage's workers.
@@ -299,19 +301,21 @@ def analyse(pipeline: LocalPipeline, landed: dict[str, str], batched: list[Execu
 
 # -- cost model -----------------------------------------------------------------------------------------------
 def day_of_job_runs(model: JobModel, stage: Any, executions_per_hour: float, partitions_per_execution: int,
-                    files_per_hour: float, partitions: int, incremental: bool) -> dict[str, Any]:  # fmt: skip
+                    files_per_hour: float, partitions: int, merge: str) -> dict[str, Any]:  # fmt: skip
     """ETL and DQ seconds on AWS of every execution of one day, while its daily partitions grow from empty (at
-    midnight) to a day's rows. `incremental`: each run parses its batch and merges it onto the published
-    snapshot (today's design); otherwise it re-reads every object of its partitions (before batch manifests)."""
+    midnight) to a day's rows. `merge`: each run parses its batch and merges it onto the published snapshot
+    (today's design), rewriting the published files that hold keys it updates: about one batch of rows when the
+    updates are of recent orders (`recent`), every published row when they are spread over the day (`spread`);
+    or (`full`) it re-reads every object of its partitions (before batch manifests)."""
     rows_per_partition_hour = files_per_hour / partitions * ASSUMED_ROWS_PER_FILE
     batch_rows = files_per_hour / executions_per_hour * ASSUMED_ROWS_PER_FILE
     executions = max(1, round(24 * executions_per_hour))
     etl, dq = [], []
     for n in range(executions):
         published = n / executions_per_hour * rows_per_partition_hour * partitions_per_execution
-        # incremental: parse the batch, carry the published rows; full: parse every row of the partitions
-        parsed, carried = (batch_rows, published) if incremental else (batch_rows + published, 0)
-        local = model.etl_local_s(parsed, carried)
+        rewritten = {"recent": min(published, batch_rows), "spread": published, "full": 0}[merge]
+        parsed, carried = (batch_rows + published, 0) if merge == "full" else (batch_rows, published)
+        local = model.etl_local_s(parsed, carried, rewritten)
         etl.append(model.on_aws(local, stage.etl_worker_type, stage.etl_number_of_workers))
         dq.append(model.on_aws(model.dq_local_s(batch_rows + published), stage.dq_worker_type,
                                stage.dq_number_of_workers))  # fmt: skip
@@ -431,14 +435,17 @@ def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[st
     windows_per_hour = 3600 / window
     records = TARGET_FILES_PER_HOUR / windows_per_hour
     dev_poll = dev.crawler_poll_interval_seconds
-    day = {"batched": day_of_job_runs(model, dev, windows_per_hour, TARGET_PARTITIONS, TARGET_FILES_PER_HOUR,
-                                      TARGET_PARTITIONS, incremental=True),
-           "batched, full reprocessing": day_of_job_runs(model, dev, windows_per_hour, TARGET_PARTITIONS,
-                                                         TARGET_FILES_PER_HOUR, TARGET_PARTITIONS, incremental=False),
+    batched_day = partial(day_of_job_runs, model, dev, windows_per_hour, TARGET_PARTITIONS, TARGET_FILES_PER_HOUR,
+                          TARGET_PARTITIONS)  # fmt: skip
+    day = {"batched": batched_day(merge=ASSUMED_UPDATES),
+           "batched, updates spread": batched_day(merge="spread"),
+           "batched, full reprocessing": batched_day(merge="full"),
            "naive": day_of_job_runs(model, dev, TARGET_FILES_PER_HOUR, 1, TARGET_FILES_PER_HOUR, TARGET_PARTITIONS,
-                                    incremental=True)}  # fmt: skip
+                                    merge=ASSUMED_UPDATES)}  # fmt: skip
     batched = monthly_cost(windows_per_hour, records, TARGET_PARTITIONS, batched_profile, dev_poll,
                            dev.batch_size, m["bytes_per_record"], day["batched"], dev)  # fmt: skip
+    spread = monthly_cost(windows_per_hour, records, TARGET_PARTITIONS, batched_profile, dev_poll,
+                          dev.batch_size, m["bytes_per_record"], day["batched, updates spread"], dev)  # fmt: skip
     full = monthly_cost(windows_per_hour, records, TARGET_PARTITIONS, batched_profile, dev_poll,
                         dev.batch_size, m["bytes_per_record"], day["batched, full reprocessing"], dev)  # fmt: skip
     naive = monthly_cost(TARGET_FILES_PER_HOUR, 1, 1, naive_profile, dev_poll, 1, m["bytes_per_record"],
@@ -459,7 +466,8 @@ def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[st
     print(f"  ASSUMED {ASSUMED_ROWS_PER_FILE:,} rows per file; the {TARGET_PARTITIONS} daily partitions start empty "
           f"at midnight and grow to {day['batched']['partition_rows_at_midnight']:,.0f} rows each; ETL "
           f"{dev.etl_worker_type} x {dev.etl_number_of_workers}, DQ {dev.dq_worker_type} x "
-          f"{dev.dq_number_of_workers} (the dev stage), billed per second, >= 1 min")
+          f"{dev.dq_number_of_workers} (the dev stage), billed per second, >= 1 min; ASSUMED the orders a batch "
+          f"updates are {ASSUMED_UPDATES} ones: a run rewrites about one batch of published rows")
     print(f"  crawl ASSUMED {ASSUMED_AWS_CRAWL_S} s on {CRAWLER_DPUS} DPU (billed >= {CRAWLER_MIN_BILLED_S // 60} min)")
     for name, runs in day.items():
         etl, dq = runs["etl_s"], runs["dq_s"]
@@ -479,6 +487,8 @@ def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[st
         print(f"{label:32}{fmt.format(batched[key])}  {fmt.format(full[key])}  {fmt.format(naive[key])}  "
               f"{ratio:>10.1f}x")
     print("full reproc. = batched, but every run re-reads every object of its partitions (no batch manifest)")
+    print(f"batched with the updates spread over the whole day (every run rewrites its partitions): "
+          f"${spread['total']:,.2f} per month, Glue ETL ${spread['glue_etl']:,.2f}")
     print(f"crawler busy time needed: {batched['crawler_hours_per_hour']:.3f} h per hour (crawls only for new "
           "partitions; batches of known partitions go straight to the ETL job)")
     over = records * m["bytes_per_record"] > SFN_MAX_INPUT_BYTES

@@ -60,7 +60,8 @@ def updated_order(n: int, batch: int, files: int, rows: int, updates: str) -> in
 
 def write_batch(raw: Path, batch: int, files: int, rows: int, updates: str = "spread",
                 partition: str = PARTITION) -> list[str]:  # fmt: skip
-    """`files` objects of `rows` orders each; returns their keys in the raw bucket."""
+    """`files` objects of `rows` orders each (`updates`: where 1% of them update earlier orders, see above, or
+    "none"); returns their keys in the raw bucket."""
     folder = raw / "orders" / partition
     folder.mkdir(parents=True, exist_ok=True)
     keys = []
@@ -68,7 +69,8 @@ def write_batch(raw: Path, batch: int, files: int, rows: int, updates: str = "sp
         lines = [HEADER]
         for r in range(rows):
             n = (batch * files + f) * rows + r
-            order = n if batch == 0 or r % UPDATE_EVERY else updated_order(n, batch, files, rows, updates)
+            new = batch == 0 or r % UPDATE_EVERY or updates == "none"
+            order = n if new else updated_order(n, batch, files, rows, updates)
             ts = f"2026-11-24 {batch % 24:02d}:{r // 60 % 60:02d}:{r % 60:02d}"
             lines.append(f"o-{order:010d},c-{n % 50_000:05d},{ts},{STATUSES[n % 5]},{CURRENCIES[n % 3]},"
                          f"{(n * 37) % 40_000 / 100 + 1:.2f},{n % 5 + 1},{COUNTRIES[n % 8]},{ts}\n")  # fmt: skip

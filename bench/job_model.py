@@ -6,11 +6,13 @@ Calibration, real Spark, one session, this process (after a warm-up run that kee
 and code generation out of the timings):
   1. a run on one row                          -> the fixed cost of a warm run (listing, planning, small writes)
   2. a batch of `batch_rows` onto nothing      -> seconds per batch row (read, parse, cast, dedupe, write)
-  3. a batch of `batch_rows` merged onto a published snapshot of `snapshot_rows`
-                                               -> seconds per carried row (scan the snapshot, copy it through)
+  3. a batch of `batch_rows` new orders merged onto a published snapshot of `snapshot_rows`: it touches no
+     published file               -> seconds per published row (the scan of the snapshot's keys, the file copies)
+  4. a batch whose 1% updates are spread over that snapshot: it touches every published file
+                                               -> seconds per rewritten row (read, merge and write it again)
 and the DQ job on each result -> its fixed cost and seconds per candidate row.
-A run's duration is then fixed + batch rows x per batch row + snapshot rows x per carried row: the snapshot
-term is what makes a batch cost more as its partition grows.
+A run's duration is then fixed + batch rows x per batch row + published rows x per published row + rewritten
+rows x per rewritten row (etl/snapshot.py: a batch rewrites the published files holding keys it updates).
 
 On AWS (ASSUMPTIONS, printed by `describe`): a Glue worker's vCPU runs the job as fast as a core here; one worker
 is the driver, so the work spreads over (workers - 1) x vCPUs per worker; and a run pays a start-up before the
@@ -45,13 +47,15 @@ class JobModel:
     local_cores: int
     etl_fixed_s: float
     etl_s_per_batch_row: float
-    etl_s_per_carried_row: float
+    etl_s_per_published_row: float
+    etl_s_per_rewritten_row: float
     dq_fixed_s: float
     dq_s_per_row: float
     measured: dict  # the raw calibration timings the terms come from
 
-    def etl_local_s(self, batch_rows: float, snapshot_rows: float) -> float:
-        return self.etl_fixed_s + batch_rows * self.etl_s_per_batch_row + snapshot_rows * self.etl_s_per_carried_row
+    def etl_local_s(self, batch_rows: float, published_rows: float, rewritten_rows: float) -> float:
+        published = published_rows * self.etl_s_per_published_row + rewritten_rows * self.etl_s_per_rewritten_row
+        return self.etl_fixed_s + batch_rows * self.etl_s_per_batch_row + published
 
     def dq_local_s(self, partition_rows: float) -> float:
         return self.dq_fixed_s + partition_rows * self.dq_s_per_row
@@ -63,7 +67,8 @@ class JobModel:
 
     def describe(self) -> str:
         return (f"ETL {self.etl_fixed_s:.2f} s + {self.etl_s_per_batch_row * 1e6:.2f} us per batch row + "
-                f"{self.etl_s_per_carried_row * 1e6:.2f} us per published row it merges onto; DQ "
+                f"{self.etl_s_per_published_row * 1e6:.2f} us per published row it merges onto + "
+                f"{self.etl_s_per_rewritten_row * 1e6:.2f} us per published row it rewrites; DQ "
                 f"{self.dq_fixed_s:.2f} s + {self.dq_s_per_row * 1e6:.2f} us per partition row (measured on "
                 f"{self.local_cores} cores here). On AWS, ASSUMED: a Glue vCPU as fast as a core here, one worker "
                 f"is the driver, {ASSUMED_AWS_JOB_START_S} s start-up per run")  # fmt: skip
@@ -107,25 +112,35 @@ def calibrate(work: Path, batch_rows: int = 100_000, snapshot_rows: int = 1_000_
                                                                                      CALIBRATION_ROWS_PER_FILE)]
     snapshot = batch_args(storage, "snapshot", snapshot_keys, None)
     carried = run_etl(snapshot, storage, spark)["output_rows"]
-    merge_keys = write_batch(raw, snapshot_batches + 1, files, CALIBRATION_ROWS_PER_FILE)
-    onto = batch_args(storage, "onto-snapshot", merge_keys, f"s3://curated-bucket/orders/{PARTITION}/run_id=snapshot/")
+    published = f"s3://curated-bucket/orders/{PARTITION}/run_id=snapshot/"
+    new_keys = write_batch(raw, snapshot_batches + 2, files, CALIBRATION_ROWS_PER_FILE, updates="none")
+    onto = batch_args(storage, "new-orders-onto-snapshot", new_keys, published)
+    etl_onto = timed(lambda: run_etl(onto, storage, spark))
+    spread_keys = write_batch(raw, snapshot_batches + 1, files, CALIBRATION_ROWS_PER_FILE, updates="spread")
+    spread = batch_args(storage, "updates-onto-snapshot", spread_keys, published)
     metrics: dict = {}
-    etl_onto = timed(lambda: metrics.update(run_etl(onto, storage, spark)))
-    dq_onto = timed(lambda: run_dq(onto, storage, spark))
+    etl_spread = timed(lambda: metrics.update(run_etl(spread, storage, spark)))
+    dq_onto = timed(lambda: run_dq(spread, storage, spark))
     cores = spark.sparkContext.defaultParallelism
     if own_session:
         spark.stop()
 
     rows = files * CALIBRATION_ROWS_PER_FILE
     partition_rows = metrics["output_rows"]
+    touched = metrics["per_partition"][PARTITION]
+    if touched["copied_files"]:
+        raise RuntimeError(f"calibration: the spread updates left {touched['copied_files']} published files untouched")
     measured = {"etl_one_row_s": etl_tiny, "dq_one_row_s": dq_tiny, "batch_rows": rows, "etl_batch_alone_s": etl_alone,
-                "dq_batch_alone_s": dq_alone, "snapshot_rows": carried, "etl_batch_onto_snapshot_s": etl_onto,
-                "dq_after_merge_s": dq_onto, "partition_rows_after_merge": partition_rows}  # fmt: skip
+                "dq_batch_alone_s": dq_alone, "snapshot_rows": carried, "etl_new_orders_onto_snapshot_s": etl_onto,
+                "etl_updates_onto_snapshot_s": etl_spread, "dq_after_merge_s": dq_onto,
+                "partition_rows_after_merge": partition_rows}  # fmt: skip
+    per_published = max(0.0, etl_onto - etl_alone) / carried
     return JobModel(
         local_cores=cores,
         etl_fixed_s=etl_tiny,
         etl_s_per_batch_row=max(0.0, etl_alone - etl_tiny) / rows,
-        etl_s_per_carried_row=max(0.0, etl_onto - etl_alone) / carried,
+        etl_s_per_published_row=per_published,
+        etl_s_per_rewritten_row=max(0.0, (etl_spread - etl_alone) / carried - per_published),
         dq_fixed_s=dq_tiny,
         dq_s_per_row=max(0.0, dq_onto - dq_tiny) / partition_rows,
         measured={k: round(v, 3) if isinstance(v, float) else v for k, v in measured.items()},

@@ -13,6 +13,7 @@ touched and the partition is rewritten, as a copy-on-write table must; bench/inc
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import PurePosixPath
@@ -25,7 +26,6 @@ from etl.spec import DatasetSpec
 from etl.storage import Storage, join_uri
 
 IN_BATCH = "_in_batch"
-
 
 @dataclass(frozen=True)
 class PublishedFile:
@@ -140,13 +140,14 @@ def touched_rows(spark: SparkSession, storage: Storage, spec: DatasetSpec, snaps
     return reduce(DataFrame.unionByName, frames) if frames else None
 
 
+COPY_THREADS = 16  # CopyObject calls in flight: each takes tens of milliseconds on S3, however small the file
+
+
 def copy_untouched(storage: Storage, snapshot: Snapshot, destination: str) -> list[str]:
-    """Copy the files the batch does not touch into the candidate folder `destination`; returns the new URIs.
-    Called after Spark has written the folder (its overwrite would delete them). File names are kept: they are
-    Spark's UUID-named part files, so they cannot collide with this run's."""
-    copies = []
-    for published in snapshot.copied:
-        target = join_uri(destination, PurePosixPath(published.uri).name)
-        storage.copy(published.uri, target)
-        copies.append(target)
-    return copies
+    """Copy the files the batch does not touch into the candidate folder `destination`, in parallel; returns the
+    new URIs. Called after Spark has written the folder (its overwrite would delete them). File names are kept:
+    they are Spark's UUID-named part files, so they cannot collide with this run's."""
+    copies = {f.uri: join_uri(destination, PurePosixPath(f.uri).name) for f in snapshot.copied}
+    with ThreadPoolExecutor(max_workers=COPY_THREADS) as pool:
+        list(pool.map(lambda item: storage.copy(*item), copies.items()))  # list(): re-raises a failed copy
+    return list(copies.values())
