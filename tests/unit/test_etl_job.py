@@ -502,7 +502,8 @@ def test_run__published_files_the_batch_does_not_touch_are_copied_not_rewritten(
 
 def runs_per_file(spark, tmp_path: Path, run_id: str) -> list[set[str]]:
     """For each curated file of `run_id`'s folder, the `lake_run_id`s of its rows."""
-    return [{r.lake_run_id for r in spark.read.parquet(str(f)).collect()} for f in curated_files(tmp_path, run_id=run_id)]
+    files = curated_files(tmp_path, run_id=run_id)
+    return [{r.lake_run_id for r in spark.read.parquet(str(f)).collect()} for f in files]
 
 
 def test_run__a_batch_with_no_valid_rows_still_carries_the_snapshot(spark, tmp_path, repo_root):
