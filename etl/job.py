@@ -201,8 +201,8 @@ def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snaps
     curated = tf.add_provenance(rows, spec)
     write = partial(tf.write_curated, storage=storage, curated_uri=args["curated_uri"], spec=spec, run_id=run_id,
                     partitions=partitions)  # fmt: skip
-    # Each write prunes the other's rows cheaply: this run's rows carry `lake_run_id` as a literal (the filter
-    # folds to false), the published files' row groups have min/max statistics of theirs (Parquet pushdown).
+    # Each write skips the other's rows cheaply: the cached batch's in-memory column batches and the published
+    # files' Parquet row groups both keep min/max statistics of `lake_run_id`, which the filter is checked against.
     if batch_rows or len(partitions) == 1:  # a single folder is always replaced (empty when nothing is new)
         write(curated.where(F.col(tf.RUN_ID) == run_id), num_files=tf.file_count(batch_rows))
     if rewritten:
