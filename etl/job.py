@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from etl import snapshot as snap
@@ -168,19 +167,43 @@ def _run(
 def _merge(valid: Any, batch_rows: int, batch: Batch, spec: DatasetSpec, storage: Storage,
            spark: Any) -> tuple[tf.Merged, dict[str, snap.Snapshot]]:  # fmt: skip
     """The batch's valid rows merged onto the published files they compete with (etl/snapshot.py), and each
-    merged partition's snapshot. The merge's `cached` frames include the batch's key hashes."""
-    hashes, kept = None, []
+    merged partition's snapshot. The merge's `cached` frames include the batch's key hashes, when the snapshot
+    inspection needed them."""
+    keys: dict[str, snap.BatchKeys] = {}
+    hashes = None
     if spec.primary_key:
         valid = tf.with_key_hash(valid, spec)
         if any(batch.published.values()):
-            persisted, hashes = tf.batch_key_hashes(valid, broadcast=batch_rows <= tf.BROADCAST_ROWS)
-            kept.append(persisted)
-    snapshots = {p: snap.inspect_snapshot(spark, storage, spec, p, location, batch.replaced_sources, hashes)
-                 for p, location in batch.published.items() if location}  # fmt: skip
+            hashes = _KeyHashes(valid, broadcast=batch_rows <= tf.BROADCAST_ROWS)
+            for value, (rows, ranges) in tf.key_ranges(valid, spec).items():
+                keys[value] = snap.BatchKeys(rows, ranges, hashes)
+    no_rows = snap.BatchKeys(0, {name: (None, None) for name in spec.primary_key}, lambda: None)
+    snapshots = {
+        p: snap.inspect_snapshot(spark, storage, spec, p, location, batch.replaced_sources,
+                                 keys.get(p.split("=", 1)[1], no_rows) if spec.primary_key else None)  # fmt: skip
+        for p, location in batch.published.items()
+        if location
+    }
     carried = snap.touched_rows(spark, storage, spec, snapshots.values(), batch.replaced_sources)
-    merged = tf.merge_batch(valid, carried, spec, hashes)
-    merged.cached.extend(kept)
+    merged = tf.merge_batch(valid, carried, spec)
+    if hashes is not None and hashes.persisted is not None:
+        merged.cached.append(hashes.persisted)
     return merged, snapshots
+
+
+class _KeyHashes:
+    """The batch's key hashes as a join frame, built and persisted on first use (most batches never need them:
+    the footers of the published files decide, see etl/snapshot.py)."""
+
+    def __init__(self, valid: Any, broadcast: bool) -> None:
+        self.valid, self.broadcast = valid, broadcast
+        self.persisted: Any = None
+        self.join: Any = None
+
+    def __call__(self) -> Any:
+        if self.join is None:
+            self.persisted, self.join = tf.batch_key_hashes(self.valid, self.broadcast)
+        return self.join
 
 
 def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snapshot], args: dict[str, str],
@@ -199,14 +222,15 @@ def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snaps
             tf.write_empty(spark, tf.curated_schema(spec), storage.spark_path(output), "parquet")
     rewritten = sum(s.rewritten_rows for s in snapshots.values())
     curated = tf.add_provenance(rows, spec)
-    write = partial(tf.write_curated, storage=storage, curated_uri=args["curated_uri"], spec=spec, run_id=run_id,
-                    partitions=partitions)  # fmt: skip
-    # Each write skips the other's rows cheaply: the cached batch's in-memory column batches and the published
+    # Each part skips the other's rows cheaply: the cached batch's in-memory column batches and the published
     # files' Parquet row groups both keep min/max statistics of `lake_run_id`, which the filter is checked against.
+    parts = []
     if batch_rows or len(partitions) == 1:  # a single folder is always replaced (empty when nothing is new)
-        write(curated.where(F.col(tf.RUN_ID) == run_id), num_files=tf.file_count(batch_rows))
+        parts.append((curated.where(F.col(tf.RUN_ID) == run_id), tf.file_count(batch_rows)))
     if rewritten:
-        write(curated.where(F.col(tf.RUN_ID) != run_id), num_files=tf.file_count(rewritten), append=True)
+        parts.append((curated.where(F.col(tf.RUN_ID) != run_id), tf.file_count(rewritten)))
+    if parts:
+        tf.write_curated(parts, storage, args["curated_uri"], spec, run_id, partitions)
 
 
 def _write_rejects(rows: Any, counts: dict[str, dict[str, int]], args: dict[str, str], spec: DatasetSpec,

@@ -3,8 +3,9 @@
 A batch competes with a published Parquet file only when the file holds a key of the batch or a row of an object
 the batch re-reads (etl/batch.py). Those files are read and merged (etl/transforms.merge_batch); every other file
 is carried into the candidate folder as an object copy (S3 CopyObject in AWS: the bytes never pass through the
-job), because its rows would come out of the merge unchanged. One scan of the snapshot's key and source columns
-decides which is which, so a batch costs its own rows, the rows of the files it touches, and that scan.
+job), because its rows would come out of the merge unchanged. The files' footers decide which is which where their
+key ranges can (`inspect_snapshot`), a scan of their key columns where they cannot; so a batch costs its own rows,
+the rows of the files it touches, and the footers.
 
 Where the batch's keys are spread over the whole partition (updates of orders of any earlier batch), every file is
 touched and the partition is rewritten, as a copy-on-write table must; bench/incremental.py measures both cases.
@@ -12,16 +13,19 @@ touched and the partition is rewritten, as a copy-on-write table must; bench/inc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import PurePosixPath
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from etl import transforms as tf
+from etl.footers import overlaps, read_footers
 from etl.spec import DatasetSpec
 from etl.storage import Storage, join_uri
 
@@ -74,45 +78,86 @@ def data_files(storage: Storage, location: str) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class BatchKeys:
+    """What the snapshot inspection knows of one partition's batch keys: their valid rows, the (min, max) of each
+    primary key column over them, and their `_key_hash` values as a join frame (built on first use)."""
+
+    rows: int
+    ranges: dict[str, tuple[Any, Any]]
+    hashes: Callable[[], DataFrame]
+
+
 def inspect_snapshot(spark: SparkSession, storage: Storage, spec: DatasetSpec, partition: str, location: str,
-                     replaced: Iterable[str], hashes: DataFrame | None) -> Snapshot:  # fmt: skip
-    """Each published file's rows, its rows of re-read objects, and whether it holds a key of the batch (`hashes`,
-    from `transforms.batch_key_hashes`; None for a dataset without a primary key): one scan of the key columns.
+                     replaced: Iterable[str], keys: BatchKeys | None) -> Snapshot:  # fmt: skip
+    """Each published file's rows, its rows of re-read objects, and whether it holds a key of the batch (`keys`;
+    None for a dataset without a primary key).
+
+    The files' footers come first (etl/footers.py): their row counts, schemas and key ranges. A file whose key
+    range misses the box of the batch's key ranges holds no key of the batch; with ids that grow over time that is
+    every file but the most recent ones. The files left are only scanned (their keys joined with the batch's key
+    hashes) when they hold more rows than the batch: rewriting fewer rows than the batch brings costs less than
+    the scan and the broadcast of the hashes that would prove some of them untouched. Rows of re-read objects are
+    counted by a scan of the files whose source-object range may hold them.
     A snapshot written with other columns than the spec's curated schema fails, naming both: carrying its files
     would mix two schemas in one partition."""
     files = data_files(storage, location)
     if not files:
         return Snapshot(partition, location, ())
-    df = spark.read.parquet(*[storage.spark_path(uri) for uri in files])
-    check_schema(df, spec, location)
+    paths = {uri: storage.spark_path(uri) for uri in files}
+    ranged = [*spec.primary_key, tf.SOURCE_OBJECT]
+    footers = dict(zip(files, read_footers(spark, list(paths.values()), ranged), strict=True))
+    for uri, footer in footers.items():
+        check_schema(footer.schema or spark.read.parquet(paths[uri]).schema, spec, location, uri)
     replaced = sorted(replaced)
+    may_replace = {uri for uri, f in footers.items() if any(overlaps(f, {tf.SOURCE_OBJECT: (v, v)}) for v in replaced)}
+    candidates = {uri for uri, f in footers.items() if keys is not None and overlaps(f, keys.ranges)}
+    exact = keys is not None and sum(footers[uri].rows for uri in candidates) > keys.rows
+    scan = {uri: paths[uri] for uri in files if uri in may_replace or (exact and uri in candidates)}
+    scanned = _scan(spark, spec, partition, scan, replaced, keys.hashes() if exact else None)
+    published = []
+    for uri in files:
+        rows, replaced_rows, in_batch = scanned.get(uri, (footers[uri].rows, 0, None))
+        if rows != footers[uri].rows:
+            raise RuntimeError(f"published file {uri}: its footer counts {footers[uri].rows} rows, a scan {rows}")
+        holds_key = uri in candidates and (in_batch if in_batch is not None else True)
+        published.append(PublishedFile(uri, rows, replaced_rows, holds_key or replaced_rows > 0))
+    return Snapshot(partition, location, tuple(published))
+
+
+def _scan(spark: SparkSession, spec: DatasetSpec, partition: str, paths: dict[str, str], replaced: list[str],
+          hashes: DataFrame | None) -> dict[str, tuple[int, int, bool | None]]:  # fmt: skip
+    """{file URI: (rows, rows of `replaced` objects, holds a key of `hashes` (None without them))}: one scan of
+    the files' key and source columns."""
+    if not paths:
+        return {}
+    df = spark.read.parquet(*paths.values())
     is_replaced = F.col(tf.SOURCE_OBJECT).isin(replaced) if replaced else F.lit(False)
     scan = df.select(F.col("_metadata.file_path").alias(tf.FILE), is_replaced.alias("_replaced"), *spec.primary_key)
-    in_batch = F.lit(False)
-    if hashes is not None and spec.primary_key:
-        value = partition.split("=", 1)[1]
-        keyed = tf.with_key_hash(scan.withColumn(spec.partition_key, F.lit(value)), spec)
+    in_batch = F.lit(None).cast("boolean")
+    if hashes is not None:
+        keyed = tf.with_key_hash(scan.withColumn(spec.partition_key, F.lit(partition.split("=", 1)[1])), spec)
         scan = keyed.join(hashes.withColumn(IN_BATCH, F.lit(True)), tf.KEY_HASH, "left")
         in_batch = F.col(IN_BATCH).isNotNull()
-    per_file = scan.groupBy(tf.FILE).agg(
-        F.count(F.lit(1)), F.count(F.when(F.col("_replaced"), 1)), F.max(in_batch | F.col("_replaced"))
-    )
-    by_path = {tf.spark_file_path(spark, storage.spark_path(uri)): uri for uri in files}
-    counted: dict[str, PublishedFile] = {}
-    for path, rows, replaced_rows, touched in per_file.collect():
+    per_file = scan.groupBy(tf.FILE).agg(F.count(F.lit(1)), F.count(F.when(F.col("_replaced"), 1)), F.max(in_batch))
+    by_path = {tf.spark_file_path(spark, path): uri for uri, path in paths.items()}
+    counted: dict[str, tuple[int, int, bool | None]] = {uri: (0, 0, False if hashes is not None else None)
+                                                        for uri in paths}  # fmt: skip
+    for path, rows, replaced_rows, holds_key in per_file.collect():
         if path not in by_path:
-            raise RuntimeError(f"published snapshot {location}: Spark read {path}, which is not one of its files")
-        counted[by_path[path]] = PublishedFile(by_path[path], int(rows), int(replaced_rows), bool(touched))
-    return Snapshot(partition, location, tuple(counted.get(uri, PublishedFile(uri, 0, 0, False)) for uri in files))
+            raise RuntimeError(f"published snapshot: Spark read {path}, which is not one of the files it was given")
+        counted[by_path[path]] = (int(rows), int(replaced_rows), holds_key)
+    return counted
 
 
-def check_schema(df: DataFrame, spec: DatasetSpec, location: str) -> None:
-    found = [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
+def check_schema(schema: T.StructType, spec: DatasetSpec, location: str, uri: str) -> None:
+    found = [(f.name, f.dataType.simpleString()) for f in schema.fields]
     expected = tf.column_types(spec)
     if found != expected:
         raise ValueError(
-            f"published snapshot {location} has columns {found}, but dataset {spec.name} now writes {expected}; "
-            f"re-run the partition in full (`lake rerun`) instead of merging a batch onto it"
+            f"published snapshot {location} has columns {found} in {PurePosixPath(uri).name}, but dataset "
+            f"{spec.name} now writes {expected}; re-run the partition in full (`lake rerun`) instead of merging a "
+            f"batch onto it"
         )
 
 

@@ -500,6 +500,37 @@ def test_run__published_files_the_batch_does_not_touch_are_copied_not_rewritten(
         assert all(len(runs) == 1 or run_id not in runs for runs in runs_per_file(spark, tmp_path, run_id))
 
 
+O2_NEW = "o2,c2,2026-11-24 11:00:00,paid,USD,7.00,2,FR,2026-11-24 11:00:00\n"
+O5 = "o5,c5,2026-11-24 15:00:00,placed,EUR,5.00,1,DE,2026-11-24 15:00:00\n"
+
+
+def test_run__a_file_whose_key_range_holds_a_batch_key_is_scanned_before_it_is_rewritten(spark, tmp_path, repo_root):
+    # run-1's one file holds o1 and o3; o2 lies in its key range but is not in it. The file holds more rows than
+    # the batch, so its keys are checked, and it is copied.
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + O3).encode(),
+                                              f"{PART}/b.csv": (HEADER + O2_NEW).encode()})  # fmt: skip
+    run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    second = run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
+    assert (second["per_partition"][PART]["copied_files"], second["per_partition"][PART]["rewritten_files"]) == (1, 0)
+    assert (second["carried_rows"], second["output_rows"], second["duplicates_removed"]) == (2, 3, 0)
+
+
+def test_run__a_file_in_range_with_fewer_rows_than_the_batch_is_rewritten_unscanned_and_stays_exact(
+    spark, tmp_path, repo_root
+):
+    # The batch (o2, o4, o5: 3 rows) outnumbers the file in its key range (o1, o3), which is rewritten without a
+    # scan; the result is still what a full reprocessing gives.
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + O3).encode(),
+                                              f"{PART}/b.csv": (HEADER + O2_NEW + O4 + O5).encode()})  # fmt: skip
+    run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    second = run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
+    assert (second["per_partition"][PART]["copied_files"], second["per_partition"][PART]["rewritten_files"]) == (0, 1)
+    assert (second["carried_rows"], second["output_rows"], second["duplicates_removed"]) == (2, 5, 0)
+    run({**job_args(run_id="full"), "manifest_uri": "none"}, storage, spark)
+    assert data_of(curated_rows(spark, tmp_path, run_id="run-2")) == data_of(
+        curated_rows(spark, tmp_path, run_id="full"))  # fmt: skip
+
+
 def runs_per_file(spark, tmp_path: Path, run_id: str) -> list[set[str]]:
     """For each curated file of `run_id`'s folder, the `lake_run_id`s of its rows."""
     files = curated_files(tmp_path, run_id=run_id)
@@ -520,7 +551,8 @@ def test_run__a_snapshot_written_with_other_columns_fails_naming_it(spark, tmp_p
     old = tmp_path / "curated-bucket" / "orders" / PART / "run_id=old"
     spark.createDataFrame([("o1", "placed")], "order_id string, status string").write.parquet(str(old))
     with pytest.raises(ValueError, match=r"published snapshot s3://curated-bucket/orders/.*/run_id=old/ has columns "
-                                         r"\[\('order_id', 'string'\), \('status', 'string'\)\], but dataset "
+                                         r"\[\('order_id', 'string'\), \('status', 'string'\)\] "
+                                         r"in part-.*\.parquet, but dataset "
                                          r"orders now writes .*re-run the partition in full"):  # fmt: skip
         run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], snapshot("old"))
 
