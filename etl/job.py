@@ -105,7 +105,7 @@ def _run(
         counts, reasons = row_counts.by_partition, row_counts.reasons
         _write_rejects(rows, counts, args, spec, partitions, storage, spark)
         batch_rows = sum(c["parsed_rows"] - c["rejected_rows"] for c in counts.values())
-        merged, snapshots = _merge(tf.valid_rows(rows), batch_rows, batch, spec, storage, spark)
+        merged, snapshots = _merge(tf.valid_rows(rows), row_counts, batch, spec, storage, spark, args["staging_uri"])
         cached += merged.cached
         _write_candidate(merged.rows, batch_rows, snapshots, args, spec, partitions, storage, spark)
     finally:
@@ -121,10 +121,9 @@ def _run(
         snapshot = snapshots.get(partition, snap.Snapshot(partition, "", ()))
         carried_rows = snapshot.rows - snapshot.replaced_rows
         copied = snap.copy_untouched(storage, snapshot, output)
-        if count["parsed_rows"] - count["rejected_rows"] + carried_rows == 0:
-            output_rows = 0
-        else:
-            output_rows = spark.read.parquet(storage.spark_path(output)).count()  # footers only: checks the write
+        index_uri = snap.footer_index_uri(args["staging_uri"], spec, partition, output)
+        footers = snap.index_written_folder(spark, storage, spec, output, index_uri, copied)
+        output_rows = sum(f.rows for f in footers.values())
         readable = [o for o in plan.readable if o.partition == partition]
         per_partition[partition] = {
             "input_rows": sum(data_lines.get(o.uri, 0) for o in readable),
@@ -164,8 +163,8 @@ def _run(
     return metrics
 
 
-def _merge(valid: Any, batch_rows: int, batch: Batch, spec: DatasetSpec, storage: Storage,
-           spark: Any) -> tuple[tf.Merged, dict[str, snap.Snapshot]]:  # fmt: skip
+def _merge(valid: Any, counts: tf.RowCounts, batch: Batch, spec: DatasetSpec, storage: Storage, spark: Any,
+           staging_uri: str) -> tuple[tf.Merged, dict[str, snap.Snapshot]]:  # fmt: skip
     """The batch's valid rows merged onto the published files they compete with (etl/snapshot.py), and each
     merged partition's snapshot. The merge's `cached` frames include the batch's key hashes, when the snapshot
     inspection needed them."""
@@ -174,13 +173,15 @@ def _merge(valid: Any, batch_rows: int, batch: Batch, spec: DatasetSpec, storage
     if spec.primary_key:
         valid = tf.with_key_hash(valid, spec)
         if any(batch.published.values()):
+            batch_rows = sum(c["parsed_rows"] - c["rejected_rows"] for c in counts.by_partition.values())
             hashes = _KeyHashes(valid, broadcast=batch_rows <= tf.BROADCAST_ROWS)
-            for value, (rows, ranges) in tf.key_ranges(valid, spec).items():
-                keys[value] = snap.BatchKeys(rows, ranges, hashes)
-    no_rows = snap.BatchKeys(0, {name: (None, None) for name in spec.primary_key}, lambda: None)
+            for value, ranges in counts.key_ranges.items():
+                c = counts.by_partition[value]
+                keys[value] = snap.BatchKeys(c["parsed_rows"] - c["rejected_rows"], ranges, hashes)
     snapshots = {
         p: snap.inspect_snapshot(spark, storage, spec, p, location, batch.replaced_sources,
-                                 keys.get(p.split("=", 1)[1], no_rows) if spec.primary_key else None)  # fmt: skip
+                                 keys.get(p.split("=", 1)[1], snap.BatchKeys.none(spec)) if spec.primary_key else None,
+                                 snap.footer_index_uri(staging_uri, spec, p, location))  # fmt: skip
         for p, location in batch.published.items()
         if location
     }

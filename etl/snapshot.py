@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from pathlib import PurePosixPath
 from typing import Any
@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl import transforms as tf
-from etl.footers import overlaps, read_footers
+from etl.footers import Footer, folder_footers, overlaps, read_footers, write_index
 from etl.spec import DatasetSpec
 from etl.storage import Storage, join_uri
 
@@ -34,9 +34,13 @@ IN_BATCH = "_in_batch"
 @dataclass(frozen=True)
 class PublishedFile:
     uri: str
-    rows: int
+    footer: Footer
     replaced_rows: int  # rows of objects the batch re-reads
     touched: bool  # holds a key of the batch or a replaced row: read and merged, not copied
+
+    @property
+    def rows(self) -> int:
+        return self.footer.rows
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,35 @@ class Snapshot:
         return sum(f.rows - f.replaced_rows for f in self.touched)
 
 
+def ranged_columns(spec: DatasetSpec) -> list[str]:
+    """The columns whose min/max per file the footer index keeps: the keys and the source object."""
+    return [*spec.primary_key, tf.SOURCE_OBJECT]
+
+
+def footer_index_uri(staging_uri: str, spec: DatasetSpec, partition: str, location: str) -> str:
+    """Where the footer index of a curated folder lives (etl/footers.py): next to the run's other staging outputs,
+    named after the folder's `run=` segment."""
+    return join_uri(staging_uri, "footers", spec.name, partition, PurePosixPath(location.rstrip("/")).name,
+                    "footers.json")  # fmt: skip
+
+
+def index_written_folder(spark: SparkSession, storage: Storage, spec: DatasetSpec, folder: str, index_uri: str,
+                         copied: dict[str, Footer]) -> dict[str, Footer]:  # fmt: skip
+    """Read the footers of the files this run wrote into `folder`, check that the `copied` files are there, and
+    write the folder's footer index; returns every file's footer. The footers count the rows written."""
+    files = data_files(storage, folder)
+    lost = sorted(set(copied) - set(files))
+    if lost:
+        raise RuntimeError(f"candidate folder {folder}: the copies {lost[:3]} of untouched published files are "
+                           f"missing after the copy")  # fmt: skip
+    written = [uri for uri in files if uri not in copied]
+    ranged = ranged_columns(spec)
+    footers = dict(zip(written, read_footers(spark, [storage.spark_path(uri) for uri in written], ranged), strict=True))
+    footers.update(copied)
+    write_index(storage, index_uri, folder, footers, ranged)
+    return footers
+
+
 def data_files(storage: Storage, location: str) -> list[str]:
     """The Parquet data files of a curated folder (Spark's `_SUCCESS` and hidden checksum files are not data)."""
     return [
@@ -87,26 +120,31 @@ class BatchKeys:
     ranges: dict[str, tuple[Any, Any]]
     hashes: Callable[[], DataFrame]
 
+    @staticmethod
+    def none(spec: DatasetSpec) -> BatchKeys:
+        """A partition the batch has no valid rows for: its ranges are empty, so no published file overlaps them."""
+        return BatchKeys(0, {name: (None, None) for name in spec.primary_key}, lambda: None)
+
 
 def inspect_snapshot(spark: SparkSession, storage: Storage, spec: DatasetSpec, partition: str, location: str,
-                     replaced: Iterable[str], keys: BatchKeys | None) -> Snapshot:  # fmt: skip
+                     replaced: Iterable[str], keys: BatchKeys | None, index_uri: str) -> Snapshot:  # fmt: skip
     """Each published file's rows, its rows of re-read objects, and whether it holds a key of the batch (`keys`;
     None for a dataset without a primary key).
 
-    The files' footers come first (etl/footers.py): their row counts, schemas and key ranges. A file whose key
-    range misses the box of the batch's key ranges holds no key of the batch; with ids that grow over time that is
-    every file but the most recent ones. The files left are only scanned (their keys joined with the batch's key
-    hashes) when they hold more rows than the batch: rewriting fewer rows than the batch brings costs less than
-    the scan and the broadcast of the hashes that would prove some of them untouched. Rows of re-read objects are
-    counted by a scan of the files whose source-object range may hold them.
+    The files' footers come first (etl/footers.py, from the folder's footer index `index_uri`): their row counts,
+    schemas and key ranges. A file whose key range misses the box of the batch's key ranges holds no key of the
+    batch; with ids that grow over time that is every file but the most recent ones. The files left are only
+    scanned (their keys joined with the batch's key hashes) when they hold more rows than the batch: rewriting
+    fewer rows than the batch brings costs less than the scan and the broadcast of the hashes that would prove
+    some of them untouched. Rows of re-read objects are counted by a scan of the files whose source-object range
+    may hold them.
     A snapshot written with other columns than the spec's curated schema fails, naming both: carrying its files
     would mix two schemas in one partition."""
     files = data_files(storage, location)
+    footers = folder_footers(spark, storage, location, files, ranged_columns(spec), index_uri)
     if not files:
         return Snapshot(partition, location, ())
     paths = {uri: storage.spark_path(uri) for uri in files}
-    ranged = [*spec.primary_key, tf.SOURCE_OBJECT]
-    footers = dict(zip(files, read_footers(spark, list(paths.values()), ranged), strict=True))
     for uri, footer in footers.items():
         check_schema(footer.schema or spark.read.parquet(paths[uri]).schema, spec, location, uri)
     replaced = sorted(replaced)
@@ -121,7 +159,7 @@ def inspect_snapshot(spark: SparkSession, storage: Storage, spec: DatasetSpec, p
         if rows != footers[uri].rows:
             raise RuntimeError(f"published file {uri}: its footer counts {footers[uri].rows} rows, a scan {rows}")
         holds_key = uri in candidates and (in_batch if in_batch is not None else True)
-        published.append(PublishedFile(uri, rows, replaced_rows, holds_key or replaced_rows > 0))
+        published.append(PublishedFile(uri, footers[uri], replaced_rows, holds_key or replaced_rows > 0))
     return Snapshot(partition, location, tuple(published))
 
 
@@ -188,11 +226,12 @@ def touched_rows(spark: SparkSession, storage: Storage, spec: DatasetSpec, snaps
 COPY_THREADS = 16  # CopyObject calls in flight: each takes tens of milliseconds on S3, however small the file
 
 
-def copy_untouched(storage: Storage, snapshot: Snapshot, destination: str) -> list[str]:
+def copy_untouched(storage: Storage, snapshot: Snapshot, destination: str) -> dict[str, Footer]:
     """Copy the files the batch does not touch into the candidate folder `destination`, in parallel; returns the
-    new URIs. Called after Spark has written the folder (its overwrite would delete them). File names are kept:
-    they are Spark's UUID-named part files, so they cannot collide with this run's."""
+    copies' footers by URI (a copy has the bytes, so the footer, of its original). Called after Spark has written
+    the folder (its overwrite would delete them). File names are kept: they are Spark's UUID-named part files, so
+    they cannot collide with this run's."""
     copies = {f.uri: join_uri(destination, PurePosixPath(f.uri).name) for f in snapshot.copied}
     with ThreadPoolExecutor(max_workers=COPY_THREADS) as pool:
         list(pool.map(lambda item: storage.copy(*item), copies.items()))  # list(): re-raises a failed copy
-    return list(copies.values())
+    return {copies[f.uri]: replace(f.footer, path=storage.spark_path(copies[f.uri])) for f in snapshot.copied}

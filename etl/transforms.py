@@ -6,7 +6,7 @@ Pipeline (each step a function, unit-testable on local Spark):
     lines = read_records(spark, storage, plan, spec)       # one string column per spec column + problem
     enforced = enforce_schema(lines, spec)                  # typed columns + `_reject_reason`
     rows = for_cache(stamp_provenance(enforced, run_id, ingested_at)).persist()   # parsed once
-    counts = count_rows(rows, spec)                         # parsed and rejected rows, reasons
+    counts = count_rows(rows, spec)                         # parsed and rejected rows, reasons, key ranges
     batch = with_key_hash(valid_rows(rows), spec)
     snapshot = etl.snapshot.inspect_snapshot(...)           # which published files the batch competes with
     carried = etl.snapshot.touched_rows(...)                # their rows
@@ -23,7 +23,8 @@ Row accounting (every row ends up in exactly one place, nothing is silently lost
     input_rows + carried_rows = output_rows + rejected_rows + duplicates_removed
 `carried_rows` are the published snapshot's rows the batch merges onto (etl/batch.py), minus the rows of
 objects the batch re-reads (counted on the snapshot); `duplicates_removed` (older versions of a key, including
-ones replaced by this batch) is counted from the key columns alone, and `output_rows` from the written files,
+ones replaced by this batch) is counted from the key columns alone, and `output_rows` from the written files'
+footers,
 so each term is measured at a different place and a row lost anywhere breaks the equation.
 An input row is a non-blank data line of a CSV/JSON-lines object (header lines and blank lines are not
 rows), or a row of a Parquet object.
@@ -53,6 +54,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import reduce
+from typing import Any
 
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -492,20 +494,6 @@ def batch_key_hashes(batch: DataFrame, broadcast: bool) -> tuple[DataFrame, Data
     return hashes, F.broadcast(hashes) if broadcast else hashes
 
 
-def key_ranges(batch: DataFrame, spec: DatasetSpec) -> dict[str, tuple[int, dict[str, tuple]]]:
-    """{partition value: (valid rows, {primary key column: (min, max)})} of the batch's rows, in one aggregation.
-    A column that is null in some row is left out: a null key equals a null in any file, whatever its range."""
-    aggregates = [F.count(F.lit(1))]
-    for name in spec.primary_key:
-        aggregates += [F.min(name), F.max(name), F.count(F.when(F.col(name).isNull(), 1))]
-    ranges = {}
-    for row in batch.groupBy(spec.partition_key).agg(*aggregates).collect():
-        bounds = {name: (row[2 + 3 * i], row[3 + 3 * i]) for i, name in enumerate(spec.primary_key)
-                  if not row[4 + 3 * i]}  # fmt: skip
-        ranges[row[0]] = (int(row[1]), bounds)
-    return ranges
-
-
 def merge_batch(batch: DataFrame, carried: DataFrame | None, spec: DatasetSpec) -> Merged:
     """This run's valid rows merged onto the published rows they may update (the rows of the published files the
     batch touches, etl/snapshot.py), de-duplicated. Only keys that occur more than once are shuffled in full;
@@ -621,25 +609,37 @@ def column_types(spec: DatasetSpec) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class RowCounts:
-    """This run's parsed and rejected rows per partition value, and its rejects by kind of reason."""
+    """This run's parsed and rejected rows per partition value, its rejects by kind of reason, and the range of
+    its valid rows' primary keys per partition value."""
 
     by_partition: dict[str, dict[str, int]]  # {partition value: {parsed_rows, rejected_rows}}
     reasons: dict[str, int]  # {reason's first clause without the value (e.g. `column amount`): rows}
+    # {partition value: {primary key column: (min, max)}} over the valid rows; a column that is null in some valid
+    # row is left out: a null key equals a null in any published file, whatever the file's range.
+    key_ranges: dict[str, dict[str, tuple[Any, Any]]]
 
 
 def count_rows(df: DataFrame, spec: DatasetSpec) -> RowCounts:
-    """Both counts in one aggregation (one pass over the rows, grouped by partition and kind of reason)."""
+    """The counts and key ranges in one aggregation (one pass over the rows, grouped by partition and kind of
+    reason)."""
     kind = F.when(F.col(REASON).isNotNull(), F.regexp_extract(F.col(REASON), r"^([^:;]*)", 1))
-    groups = df.groupBy(F.col(spec.partition_key), kind.alias("kind")).count().collect()
+    aggregates = [F.count(F.lit(1))]
+    for name in spec.primary_key:
+        aggregates += [F.min(name), F.max(name), F.count(F.when(F.col(name).isNull(), 1))]
+    groups = df.groupBy(F.col(spec.partition_key), kind.alias("kind")).agg(*aggregates).collect()
     by_partition: dict[str, dict[str, int]] = {}
     reasons: dict[str, int] = {}
-    for value, reason, rows in groups:
+    key_ranges: dict[str, dict[str, tuple[Any, Any]]] = {}
+    for value, reason, rows, *keys in groups:
         counts = by_partition.setdefault(value, {"parsed_rows": 0, "rejected_rows": 0})
         counts["parsed_rows"] += rows
         if reason is not None:
             counts["rejected_rows"] += rows
             reasons[reason] = reasons.get(reason, 0) + rows
-    return RowCounts(by_partition, dict(sorted(reasons.items())))
+        else:
+            key_ranges[value] = {name: (keys[3 * i], keys[3 * i + 1]) for i, name in enumerate(spec.primary_key)
+                                 if not keys[3 * i + 2]}  # fmt: skip
+    return RowCounts(by_partition, dict(sorted(reasons.items())), key_ranges)
 
 
 def parquet_rows(spark: SparkSession, storage: Storage, objects: Iterable[RawObject]) -> dict[str, int]:

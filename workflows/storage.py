@@ -12,7 +12,7 @@ from workflows.nag import acknowledge
 
 
 class LakeStorage(Construct):
-    """Raw, staging (rejects, run documents, quarantine reports, lineage), curated, assets and Athena
+    """Raw, staging (rejects, run documents, quarantine reports, lineage, footer indexes), curated, assets and Athena
     results buckets, plus the server access-log bucket.
 
     Every data bucket: SSE-KMS with the lake key (bucket keys on), public access blocked, SSL-only

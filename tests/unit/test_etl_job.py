@@ -500,6 +500,60 @@ def test_run__published_files_the_batch_does_not_touch_are_copied_not_rewritten(
         assert all(len(runs) == 1 or run_id not in runs for runs in runs_per_file(spark, tmp_path, run_id))
 
 
+def footer_index(tmp_path: Path, run_id: str) -> dict:
+    return json.loads((tmp_path / "staging-bucket" / "footers" / "orders" / PART / f"run_id={run_id}" /
+                       "footers.json").read_text())  # fmt: skip
+
+
+def test_run__each_candidate_folder_gets_a_footer_index_the_next_batch_reads_instead_of_the_footers(
+    spark, tmp_path, repo_root, monkeypatch
+):
+    import etl.footers
+
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode(),
+                                              f"{PART}/b.csv": (HEADER + O3 + O4).encode(),
+                                              f"{PART}/c.csv": (HEADER + O3_LATER).encode()})  # fmt: skip
+    run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
+    index = footer_index(tmp_path, "run-2")["files"]
+    # Every file of the folder (copied from run-1 or written by run-2), with its rows and key range as Spark reads them.
+    files = curated_files(tmp_path, run_id="run-2")
+    assert sorted(index) == [f.name for f in files]
+    for f in files:
+        ids = [r.order_id for r in spark.read.parquet(str(f)).collect()]
+        assert (index[f.name]["rows"], index[f.name]["ranges"]["order_id"]) == (len(ids), [min(ids), max(ids)])
+
+    footer_reads: list[str] = []
+    original = etl.footers.read_footers
+
+    def counted(session, paths, ranged):
+        footer_reads.extend(paths)
+        return original(session, paths, ranged)
+
+    monkeypatch.setattr(etl.footers, "read_footers", counted)
+    third = run_batch(spark, storage, tmp_path, "run-3", [f"{PART}/c.csv"], snapshot("run-2"))
+    assert footer_reads == []
+    # Without its index the folder's footers are read, and the batch comes out the same.
+    (tmp_path / "staging-bucket" / "footers" / "orders" / PART / "run_id=run-2" / "footers.json").unlink()
+    again = run_batch(spark, storage, tmp_path, "run-3b", [f"{PART}/c.csv"], snapshot("run-2"))
+    assert len(footer_reads) == len(files)
+    assert [(m["per_partition"][PART]["copied_files"], m["per_partition"][PART]["rewritten_files"], m["output_rows"])
+            for m in (third, again)] == [(len(files) - 1, 1, 4)] * 2  # fmt: skip
+    assert data_of(curated_rows(spark, tmp_path, run_id="run-3")) == data_of(
+        curated_rows(spark, tmp_path, run_id="run-3b"))  # fmt: skip
+
+
+def test_run__a_published_file_lost_from_its_folder_fails_the_batch_naming_it(spark, tmp_path, repo_root):
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode(),
+                                              f"{PART}/b.csv": (HEADER + O3).encode()})  # fmt: skip
+    run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    lost = curated_files(tmp_path, run_id="run-1")[0]
+    lost.unlink()
+    with pytest.raises(RuntimeError, match=rf"published snapshot .*run_id=run-1/: its footer index .* lists "
+                                           rf"\['{lost.name}'\], which the folder no longer holds"):  # fmt: skip
+        run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
+
+
 O2_NEW = "o2,c2,2026-11-24 11:00:00,paid,USD,7.00,2,FR,2026-11-24 11:00:00\n"
 O5 = "o5,c5,2026-11-24 15:00:00,placed,EUR,5.00,1,DE,2026-11-24 15:00:00\n"
 
