@@ -438,11 +438,26 @@ def with_key_hash(df: DataFrame, spec: DatasetSpec) -> DataFrame:
     return df.withColumn(KEY_HASH, F.xxhash64(spec.partition_key, *spec.primary_key))
 
 
-def repeated_hashes(hashed: DataFrame) -> DataFrame:
-    """The `_key_hash` values that occur more than once. Every key that occurs more than once is among them, and
-    so is a key that occurs once but shares its hash with another key (rare with 64 bits, and harmless: it is
-    ranked alone and wins, and `duplicate_counts` counts real keys)."""
-    return hashed.groupBy(KEY_HASH).agg(F.count(F.lit(1)).alias(VERSIONS)).where(F.col(VERSIONS) > 1).select(KEY_HASH)
+def hash_counts(hashed: DataFrame) -> DataFrame:
+    """`_key_hash` -> rows with it (`_versions`): one shuffle of one long per row."""
+    return hashed.groupBy(KEY_HASH).agg(F.count(F.lit(1)).alias(VERSIONS))
+
+
+def repeated_hashes(batch_counts: DataFrame, carried: DataFrame | None = None, broadcast: bool = True) -> DataFrame:
+    """The `_key_hash` values that occur more than once among the batch's rows (`batch_counts`, from
+    `hash_counts`) and the published rows `carried` with it. Every key that occurs more than once is among them,
+    and so is a key that occurs once but shares its hash with another key (rare with 64 bits, and harmless: it is
+    ranked alone and wins, and `duplicate_counts` counts real keys).
+
+    The published rows hold each key once (every snapshot is written de-duplicated), so one of theirs repeats
+    only when the batch has its hash: they are matched against the batch's hashes (broadcast when `broadcast`),
+    without a shuffle of the published side, which is often much larger than the batch."""
+    repeated = batch_counts.where(F.col(VERSIONS) > 1).select(KEY_HASH)
+    if carried is None:
+        return repeated
+    hashes = batch_counts.select(KEY_HASH)
+    updated = carried.select(KEY_HASH).join(F.broadcast(hashes) if broadcast else hashes, KEY_HASH, "left_semi")
+    return repeated.unionByName(updated).distinct()
 
 
 def duplicate_counts(contested: DataFrame, spec: DatasetSpec) -> dict[str, int]:
@@ -497,19 +512,21 @@ def batch_key_hashes(batch: DataFrame, broadcast: bool) -> tuple[DataFrame, Data
 def merge_batch(batch: DataFrame, carried: DataFrame | None, spec: DatasetSpec) -> Merged:
     """This run's valid rows merged onto the published rows they may update (the rows of the published files the
     batch touches, etl/snapshot.py), de-duplicated. Only keys that occur more than once are shuffled in full;
-    every other row passes straight through. With a primary key, `batch` and `carried` have `_key_hash`
-    (`with_key_hash`)."""
+    every other row passes straight through (`repeated_hashes`: the search for them shuffles the batch's hashes
+    alone). With a primary key, `batch` and `carried` have `_key_hash` (`with_key_hash`)."""
     candidates = batch if carried is None else batch.unionByName(carried)
     if not spec.primary_key:
         return Merged(candidates, {})
     from pyspark import StorageLevel
 
-    repeated = repeated_hashes(candidates).persist(StorageLevel.MEMORY_AND_DISK)
+    batch_counts = hash_counts(batch).persist(StorageLevel.MEMORY_AND_DISK)
+    repeated = repeated_hashes(batch_counts, carried, broadcast=batch_counts.count() <= BROADCAST_ROWS)
+    repeated = repeated.persist(StorageLevel.MEMORY_AND_DISK)
     join_keys = F.broadcast(repeated) if repeated.count() <= BROADCAST_ROWS else repeated
     contested = candidates.join(join_keys, KEY_HASH, "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
     duplicates = duplicate_counts(contested, spec)
     rows = deduplicate(candidates, spec, join_keys)  # its semi-join is `contested`'s plan: Spark reads the cache
-    return Merged(rows, duplicates, [repeated, contested])
+    return Merged(rows, duplicates, [batch_counts, repeated, contested])
 
 
 def add_provenance(df: DataFrame, spec: DatasetSpec) -> DataFrame:

@@ -107,7 +107,7 @@ def test_deduplicate__ranking_only_repeated_keys_gives_the_same_winners(spark):
         ("o3", "6", None, None, None, "2026-11-24 09:00:00", "s3://raw/orders/ingest_date=d/a.csv"),  # same object
     ]
     valid = tf.with_key_hash(tf.valid_rows(tf.for_cache(tf.enforce_schema(raw_frame(spark, rows), SPEC))), SPEC)
-    repeated = tf.repeated_hashes(valid)
+    repeated = tf.repeated_hashes(tf.hash_counts(valid))
     o1_o3 = valid.where("order_id IN ('o1', 'o3')").select(tf.KEY_HASH).distinct()
     assert sorted(r[0] for r in repeated.collect()) == sorted(r[0] for r in o1_o3.collect())
     assert tf.duplicate_counts(valid.join(repeated, tf.KEY_HASH, "left_semi"), SPEC) == {"d": 2}
@@ -127,10 +127,24 @@ def test_deduplicate__keys_sharing_a_hash_keep_their_own_winners_and_count_no_du
     ]
     valid = tf.valid_rows(tf.for_cache(tf.enforce_schema(raw_frame(spark, rows), SPEC)))
     colliding = valid.withColumn(tf.KEY_HASH, F.xxhash64(SPEC.partition_key))
-    repeated = tf.repeated_hashes(colliding)
+    repeated = tf.repeated_hashes(tf.hash_counts(colliding))
     assert repeated.count() == 1
     assert tf.duplicate_counts(colliding.join(repeated, tf.KEY_HASH, "left_semi"), SPEC) == {"d": 0}
     assert sorted(r.order_id for r in tf.deduplicate(colliding, SPEC, repeated).collect()) == ["o1", "o2"]
+
+
+def test_repeated_hashes__published_rows_count_only_where_the_batch_has_their_key(spark):
+    """A published key repeats when the batch brings it again; published keys the batch lacks are not contested
+    (each published key is there once), and the batch's own repeats are, published or not."""
+    def hashed(keys: list[str]):
+        return spark.createDataFrame([("d", k) for k in keys], "ingest_date string, order_id string").transform(
+            lambda df: tf.with_key_hash(df, SPEC))
+
+    batch, published = hashed(["o1", "o2", "o2"]), hashed(["o1", "o3", "o4"])
+    expected = sorted(r[0] for r in hashed(["o1", "o2"]).select(tf.KEY_HASH).collect())
+    for broadcast in (True, False):
+        repeated = tf.repeated_hashes(tf.hash_counts(batch), published, broadcast=broadcast)
+        assert sorted(r[0] for r in repeated.collect()) == expected
 
 
 def test_enforce_schema__iso_timestamp_checked_for_shape_and_calendar(spark):
