@@ -109,9 +109,10 @@ def overlaps(footer: Footer, ranges: dict[str, tuple[Any, Any]]) -> bool:
 def folder_footers(spark: SparkSession, storage: Storage, folder: str, files: list[str], ranged: list[str],
                    index_uri: str) -> dict[str, Footer]:  # fmt: skip
     """{URI: footer} for the data `files` of a curated folder: from the folder's index (`index_uri`) where it
-    holds them with the `ranged` columns, read from the files where it does not (an index that expired or was
-    never written). One index read instead of one footer read per file is what keeps a batch's cost flat as the
-    partition grows: each footer read is a request (38 ms here through py4j; tens of milliseconds on S3)."""
+    holds them with the `ranged` columns, read from the files where it does not (a folder written before footer
+    indexes existed, or an index deleted or damaged: the footers are the truth the index copies). One index read
+    instead of one footer read per file is what keeps a batch's cost flat as the partition grows: each footer
+    read is a request (38 ms here through py4j; tens of milliseconds on S3)."""
     indexed = read_index(storage, index_uri, folder, ranged)
     names = {PurePosixPath(uri).name: uri for uri in files}
     gone = sorted(set(indexed) - set(names))
@@ -143,12 +144,16 @@ def write_index(storage: Storage, index_uri: str, folder: str, footers: dict[str
 
 def read_index(storage: Storage, index_uri: str, folder: str, ranged: list[str]) -> dict[str, Footer]:
     """{file name: footer} from a folder's footer index (paths left to the caller); empty without one, or when
-    it was written by another version, for another folder, or without min/max of all the `ranged` columns."""
+    it was written by another version, for another folder, or without min/max of all the `ranged` columns, or
+    when it is not an index at all (damaged)."""
     if not storage.exists(index_uri):
         return {}
-    document = read_json(storage, index_uri)
-    if (document.get("version") != INDEX_VERSION or document.get("folder") != folder.rstrip("/")
-            or not set(ranged) <= set(document["ranged"])):  # fmt: skip
+    try:
+        document = read_json(storage, index_uri)
+    except ValueError:  # not JSON, or not UTF-8
+        return {}
+    if (not isinstance(document, dict) or document.get("version") != INDEX_VERSION
+            or document.get("folder") != folder.rstrip("/") or not set(ranged) <= set(document["ranged"])):  # fmt: skip
         return {}
     schemas = [T.StructType.fromJson(json.loads(text)) for text in document["schemas"]]
     footers = {}

@@ -104,6 +104,9 @@ def test_footer_index__holds_what_the_footers_say_and_reads_back_equal(spark, tm
     assert read_index(storage, INDEX, FOLDER.replace("r1", "r2"), ["id"]) == {}
     assert read_index(storage, INDEX, FOLDER, ["id", "amount"]) == {}
     assert read_index(storage, INDEX.replace("r1", "none"), FOLDER, ["id"]) == {}
+    for damaged in ("{not json", "[]", "\xff"):  # the footers are read instead
+        storage.write_text(INDEX, damaged)
+        assert read_index(storage, INDEX, FOLDER, ["id"]) == {}
 
 
 def test_folder_footers__reads_the_files_the_index_lacks_and_fails_on_a_file_it_lists_that_is_gone(spark, tmp_path):
