@@ -104,7 +104,7 @@ def _run(
         row_counts = tf.count_rows(rows, spec)  # the one pass over the raw objects; fills the cache
         counts, reasons = row_counts.by_partition, row_counts.reasons
         _write_rejects(rows, counts, args, spec, partitions, storage, spark)
-        batch_rows = sum(c["parsed_rows"] - c["rejected_rows"] for c in counts.values())
+        batch_rows = row_counts.valid_rows()
         merged, snapshots = _merge(tf.valid_rows(rows), row_counts, batch, spec, storage, spark, args["staging_uri"])
         cached += merged.cached
         _write_candidate(merged.rows, batch_rows, snapshots, args, spec, partitions, storage, spark)
@@ -166,18 +166,15 @@ def _run(
 def _merge(valid: Any, counts: tf.RowCounts, batch: Batch, spec: DatasetSpec, storage: Storage, spark: Any,
            staging_uri: str) -> tuple[tf.Merged, dict[str, snap.Snapshot]]:  # fmt: skip
     """The batch's valid rows merged onto the published files they compete with (etl/snapshot.py), and each
-    merged partition's snapshot. The merge's `cached` frames include the batch's key hashes, when the snapshot
-    inspection needed them."""
+    merged partition's snapshot. The merge's `cached` frames include the batch's key hashes."""
     keys: dict[str, snap.BatchKeys] = {}
     hashes = None
     if spec.primary_key:
         valid = tf.with_key_hash(valid, spec)
         if any(batch.published.values()):
-            batch_rows = sum(c["parsed_rows"] - c["rejected_rows"] for c in counts.by_partition.values())
-            hashes = _KeyHashes(valid, broadcast=batch_rows <= tf.BROADCAST_ROWS)
+            hashes = _KeyHashes(valid, broadcast=counts.valid_rows() <= tf.BROADCAST_ROWS)
             for value, ranges in counts.key_ranges.items():
-                c = counts.by_partition[value]
-                keys[value] = snap.BatchKeys(c["parsed_rows"] - c["rejected_rows"], ranges, hashes)
+                keys[value] = snap.BatchKeys(counts.valid_rows(value), ranges, hashes)
     snapshots = {
         p: snap.inspect_snapshot(spark, storage, spec, p, location, batch.replaced_sources,
                                  keys.get(p.split("=", 1)[1], snap.BatchKeys.none(spec)) if spec.primary_key else None,
@@ -186,25 +183,37 @@ def _merge(valid: Any, counts: tf.RowCounts, batch: Batch, spec: DatasetSpec, st
         if location
     }
     carried = snap.touched_rows(spark, storage, spec, snapshots.values(), batch.replaced_sources)
-    merged = tf.merge_batch(valid, carried, spec)
-    if hashes is not None and hashes.persisted is not None:
-        merged.cached.append(hashes.persisted)
+    # Built already (the exact scan), or about to be read twice by the merge: shared, and unpersisted after the write.
+    shared = hashes is not None and (hashes.counts is not None or carried is not None)
+    batch_counts = hashes.hash_counts() if shared else None
+    merged = tf.merge_batch(valid, carried, spec, batch_counts)
+    if batch_counts is not None:
+        merged.cached.append(batch_counts)
     return merged, snapshots
 
 
 class _KeyHashes:
-    """The batch's key hashes as a join frame, built and persisted on first use (most batches never need them:
-    the footers of the published files decide, see etl/snapshot.py)."""
+    """The batch's key hashes (`tf.hash_counts`), built and persisted on first use: by the snapshot inspection's
+    exact scan (most batches never need it: the footers of the published files decide, see etl/snapshot.py) or
+    by the merge, which reuses them rather than hashing the batch again."""
 
     def __init__(self, valid: Any, broadcast: bool) -> None:
         self.valid, self.broadcast = valid, broadcast
-        self.persisted: Any = None
-        self.join: Any = None
+        self.counts: Any = None
+
+    def hash_counts(self) -> Any:
+        from pyspark import StorageLevel
+
+        if self.counts is None:
+            self.counts = tf.hash_counts(self.valid).persist(StorageLevel.MEMORY_AND_DISK)
+        return self.counts
 
     def __call__(self) -> Any:
-        if self.join is None:
-            self.persisted, self.join = tf.batch_key_hashes(self.valid, self.broadcast)
-        return self.join
+        """The distinct hashes as a join frame."""
+        from pyspark.sql import functions as F
+
+        hashes = self.hash_counts().select(tf.KEY_HASH)
+        return F.broadcast(hashes) if self.broadcast else hashes
 
 
 def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snapshot], args: dict[str, str],

@@ -500,33 +500,32 @@ class Merged:
     cached: list[DataFrame] = field(default_factory=list)
 
 
-def batch_key_hashes(batch: DataFrame, broadcast: bool) -> tuple[DataFrame, DataFrame]:
-    """(the distinct `_key_hash` values of the batch's rows, persisted: the caller unpersists it after the write;
-    the same frame as joins should use it). `broadcast` when they fit in memory on every worker."""
-    from pyspark import StorageLevel
-
-    hashes = batch.select(KEY_HASH).distinct().persist(StorageLevel.MEMORY_AND_DISK)
-    return hashes, F.broadcast(hashes) if broadcast else hashes
-
-
-def merge_batch(batch: DataFrame, carried: DataFrame | None, spec: DatasetSpec) -> Merged:
+def merge_batch(
+    batch: DataFrame, carried: DataFrame | None, spec: DatasetSpec, batch_counts: DataFrame | None = None
+) -> Merged:
     """This run's valid rows merged onto the published rows they may update (the rows of the published files the
     batch touches, etl/snapshot.py), de-duplicated. Only keys that occur more than once are shuffled in full;
     every other row passes straight through (`repeated_hashes`: the search for them shuffles the batch's hashes
-    alone). With a primary key, `batch` and `carried` have `_key_hash` (`with_key_hash`)."""
+    alone). With a primary key, `batch` and `carried` have `_key_hash` (`with_key_hash`); `batch_counts` is
+    `hash_counts(batch)` when the caller has already built it (it stays the caller's to unpersist)."""
     candidates = batch if carried is None else batch.unionByName(carried)
     if not spec.primary_key:
         return Merged(candidates, {})
     from pyspark import StorageLevel
 
-    batch_counts = hash_counts(batch).persist(StorageLevel.MEMORY_AND_DISK)
-    repeated = repeated_hashes(batch_counts, carried, broadcast=batch_counts.count() <= BROADCAST_ROWS)
-    repeated = repeated.persist(StorageLevel.MEMORY_AND_DISK)
+    cached: list[DataFrame] = []
+    if batch_counts is None:
+        batch_counts = hash_counts(batch)
+        if carried is not None:  # read twice below (repeats, and the hashes the published rows are matched to)
+            batch_counts = batch_counts.persist(StorageLevel.MEMORY_AND_DISK)
+            cached.append(batch_counts)
+    broadcast = carried is not None and batch_counts.count() <= BROADCAST_ROWS
+    repeated = repeated_hashes(batch_counts, carried, broadcast).persist(StorageLevel.MEMORY_AND_DISK)
     join_keys = F.broadcast(repeated) if repeated.count() <= BROADCAST_ROWS else repeated
     contested = candidates.join(join_keys, KEY_HASH, "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
     duplicates = duplicate_counts(contested, spec)
     rows = deduplicate(candidates, spec, join_keys)  # its semi-join is `contested`'s plan: Spark reads the cache
-    return Merged(rows, duplicates, [batch_counts, repeated, contested])
+    return Merged(rows, duplicates, cached + [repeated, contested])
 
 
 def add_provenance(df: DataFrame, spec: DatasetSpec) -> DataFrame:
@@ -634,6 +633,11 @@ class RowCounts:
     # {partition value: {primary key column: (min, max)}} over the valid rows; a column that is null in some valid
     # row is left out: a null key equals a null in any published file, whatever the file's range.
     key_ranges: dict[str, dict[str, tuple[Any, Any]]]
+
+    def valid_rows(self, value: str | None = None) -> int:
+        """Rows without a reject reason: of partition `value`, or of every partition."""
+        counts = self.by_partition.values() if value is None else [self.by_partition.get(value, {})]
+        return sum(c.get("parsed_rows", 0) - c.get("rejected_rows", 0) for c in counts)
 
 
 def count_rows(df: DataFrame, spec: DatasetSpec) -> RowCounts:
