@@ -279,28 +279,46 @@ def _curated_partition(pipeline, value="2026-11-24"):
 
 
 def test_execution__concurrent_publishes_of_one_new_partition_both_succeed(make_pipeline, monkeypatch):
-    """Both executions look the partition up before either creates it (forced with a barrier), so one
-    CreatePartition fails with AlreadyExists; before the fix that failed the execution."""
+    """Both executions look the partition up before either creates it (forced with barriers), so one
+    CreatePartition fails with AlreadyExists; before the fix that failed the execution.
+
+    The first barrier holds both ETL runs until both are running, so both pre-ETL lookups of the published
+    snapshot are done; every curated lookup after it is a publish lookup, and the second barrier holds those
+    two until both are made. Counting calls instead raced on a slow machine (one execution published before
+    the other had looked up its snapshot)."""
     import threading
 
     from moto.glue.models import GlueBackend
 
     original = GlueBackend.get_partition
-    barrier = threading.Barrier(2, timeout=60)
-    calls = {"curated": 0}
+    publish_lookups = {"armed": False, "count": 0}
+    lock = threading.Lock()
+
+    def arm():  # run by the barrier before it releases either ETL run
+        with lock:
+            publish_lookups["armed"] = True
+
+    both_etl_running = threading.Barrier(2, action=arm, timeout=60)
+    both_looked_up = threading.Barrier(2, timeout=60)
+
+    def etl_writes(args, root):
+        both_etl_running.wait()
 
     def get_partition(self, database_name, table_name, values):
         if database_name == "lake_local_curated":
-            calls["curated"] += 1
-            if calls["curated"] in (3, 4):  # calls 1 and 2 look up the published snapshot before the ETL
-                barrier.wait()
+            with lock:
+                held = publish_lookups["armed"] and publish_lookups["count"] < 2
+                publish_lookups["count"] += held
+            if held:
+                both_looked_up.wait()
         return original(self, database_name, table_name, values)
 
     monkeypatch.setattr(GlueBackend, "get_partition", get_partition)
-    pipeline = make_pipeline()
+    pipeline = make_pipeline(etl=SimulatedJob(duration_s=0.1, writes=etl_writes))
     arns = [pipeline.start_manual("orders", [PARTITION], name=f"concurrent-{i}") for i in range(2)]
     results = [pipeline.wait(arn, timeout=120) for arn in arns]
     assert [r.status for r in results] == ["SUCCEEDED", "SUCCEEDED"], [r.failed_states() for r in results]
+    assert publish_lookups["count"] == 2
     conflicts = [s for r in results for s in r.states if s.error == "Glue.AlreadyExistsException"]
     assert [s.name for s in conflicts] == ["Create partition"]
     staging = pipeline.storage
