@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint synth bench clean
+.PHONY: demo test synth bench clean
 
 $(STAMP): requirements.lock pyproject.toml package.json package-lock.json
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required, the Glue 5.0 runtime)"; exit 1; }

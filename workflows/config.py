@@ -218,6 +218,8 @@ def parse_stage(name: str, raw: Any, datasets_root: Path) -> StageConfig:
         lineage_url=lineage_url,
         **overrides,
     )
+    if config.account and not config.region:  # app.py pins the environment by its region: an account alone is dropped
+        raise ConfigError(f"{prefix}.account", "needs `region` too: the stack's environment is pinned by its region")
     if config.log_retention_days not in LOG_RETENTION_DAYS:
         raise ConfigError(
             f"{prefix}.log_retention_days",

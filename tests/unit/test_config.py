@@ -116,6 +116,7 @@ def test_parse_stage__defaults_are_safe():
         ),
         (_stage(account="12345"), "stages.qa.account", "valid account"),
         (_stage(region="mars-1"), "stages.qa.region", "valid region"),
+        (_stage(account="123456789012"), "stages.qa.account", "needs `region` too"),
         (_stage(datasets=[]), "stages.qa.datasets", "non-empty list"),
         (_stage(datasets=["nope"]), "stages.qa.datasets[0]", "nope/dataset.yaml"),
         (_stage(datasets=["orders", "orders"]), "stages.qa.datasets", "twice"),
