@@ -64,16 +64,69 @@ def _failure_details(event: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _attaches_to(kind: str, visits: list[dict[str, Any]]) -> bool:
-    """A failure event belongs to the last visited state unless that state already exited cleanly."""
+    """Without event ids: a failure event belongs to the last visited state unless that state already exited
+    cleanly."""
     if not visits or "error" in visits[-1]:
         return False
     return not kind.startswith("Execution") or "end" not in visits[-1]
 
 
+def _entered_by(event: dict[str, Any], by_id: dict[int, dict[str, Any]], entered: dict[int, dict[str, Any]]
+                ) -> dict[str, Any] | None:  # fmt: skip
+    """The visit whose StateEntered event `event` follows in its own chain of `previousEventId`s (a state's task
+    events and its exit chain back to its entry within the same Map iteration), or None when the chain passes
+    another state's exit first or has no ids. The last entered state is not enough: iterations of a Map run
+    concurrently, so their events interleave."""
+    previous = event.get("previousEventId")
+    for _ in range(len(by_id)):
+        if previous in entered:
+            return entered[previous]
+        ancestor = by_id.get(previous)  # type: ignore[arg-type]
+        if ancestor is None or ancestor["type"].endswith("StateExited"):
+            return None
+        previous = ancestor.get("previousEventId")
+    return None
+
+
+class _Visits:
+    """The visits of one history, built event by event (see `summarize_history`)."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.visits: list[dict[str, Any]] = []
+        self.open_by_name: dict[str, dict[str, Any]] = {}  # the last entered visit of each state name, until it exits
+        self.by_id = {e["id"]: e for e in events if "id" in e}
+        self.entered: dict[int, dict[str, Any]] = {}  # StateEntered event id -> its visit
+
+    def enter(self, event: dict[str, Any], kind: str, in_map: bool) -> None:
+        name = event["stateEnteredEventDetails"]["name"]
+        visit = {"name": name, "type": kind[: -len("StateEntered")], "start": event["timestamp"], "in_map": in_map}
+        self.visits.append(visit)
+        self.open_by_name[name] = visit
+        if "id" in event:
+            self.entered[event["id"]] = visit
+
+    def exit(self, event: dict[str, Any]) -> None:
+        name = event["stateExitedEventDetails"]["name"]
+        visit = _entered_by(event, self.by_id, self.entered)
+        if visit is None or visit["name"] != name:
+            visit = self.open_by_name.get(name)
+        if visit is None:
+            return
+        visit["end"] = event["timestamp"]
+        if self.open_by_name.get(name) is visit:
+            del self.open_by_name[name]
+
+    def fail(self, event: dict[str, Any], kind: str, details: dict[str, Any]) -> None:
+        visit = _entered_by(event, self.by_id, self.entered)
+        if visit is None and _attaches_to(kind, self.visits):
+            visit = self.visits[-1]
+        if visit is not None and "error" not in visit:
+            visit["error"], visit["cause"] = details.get("error"), details.get("cause")
+
+
 def summarize_history(events: list[dict[str, Any]]) -> tuple[StateVisit, ...]:
     """Visited states in order, with per-state duration and the error/cause of failed ones."""
-    visits: list[dict[str, Any]] = []
-    open_by_name: dict[str, dict[str, Any]] = {}
+    reader = _Visits(events)
     open_iterations = 0
     for event in events:
         kind = event["type"]
@@ -82,33 +135,24 @@ def summarize_history(events: list[dict[str, Any]]) -> tuple[StateVisit, ...]:
         elif kind in ("MapIterationSucceeded", "MapIterationFailed", "MapIterationAborted"):
             open_iterations = max(0, open_iterations - 1)
         if kind.endswith("StateEntered"):
-            name = event["stateEnteredEventDetails"]["name"]
-            visit = {"name": name, "type": kind[: -len("StateEntered")], "start": event["timestamp"],
-                     "in_map": open_iterations > 0}  # fmt: skip
-            visits.append(visit)
-            open_by_name[name] = visit
+            reader.enter(event, kind, in_map=open_iterations > 0)
         elif kind.endswith("StateExited"):
-            name = event["stateExitedEventDetails"]["name"]
-            visit = open_by_name.pop(name, None)
-            if visit is not None:
-                visit["end"] = event["timestamp"]
-        elif (details := _failure_details(event)) and _attaches_to(kind, visits):
-            visits[-1]["error"] = details.get("error")
-            visits[-1]["cause"] = details.get("cause")
-    if events and open_by_name:  # states still open when the execution ended (failure)
-        last = events[-1]["timestamp"]
-        for visit in open_by_name.values():
-            visit.setdefault("end", last)
+            reader.exit(event)
+        elif (details := _failure_details(event)) and ("error" in details or "cause" in details):
+            reader.fail(event, kind, details)
+    if events:  # states still open when the execution ended (failure) or when the history was read
+        for visit in reader.visits:
+            visit.setdefault("end", events[-1]["timestamp"])
     return tuple(
         StateVisit(
             name=v["name"],
             type=v["type"],
-            duration_s=(v["end"] - v["start"]).total_seconds() if "end" in v else None,
+            duration_s=(v["end"] - v["start"]).total_seconds(),
             error=v.get("error"),
             cause=v.get("cause"),
             in_map_iteration=v["in_map"],
         )
-        for v in visits
+        for v in reader.visits
     )
 
 
