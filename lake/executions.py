@@ -65,8 +65,8 @@ def _failure_details(event: dict[str, Any]) -> dict[str, Any] | None:
 
 def _attaches_to(kind: str, visits: list[dict[str, Any]]) -> bool:
     """Without event ids: a failure event belongs to the last visited state unless that state already exited
-    cleanly."""
-    if not visits or "error" in visits[-1]:
+    cleanly (a state that already has an error keeps it: `_Visits.fail`)."""
+    if not visits:
         return False
     return not kind.startswith("Execution") or "end" not in visits[-1]
 
