@@ -317,7 +317,8 @@ def day_of_job_runs(model: JobModel, stage: Any, executions_per_hour: float, par
         parsed, carried = (batch_rows + published, 0) if merge == "full" else (batch_rows, published)
         local = model.etl_local_s(parsed, carried, rewritten)
         etl.append(model.on_aws(local, stage.etl_worker_type, stage.etl_number_of_workers))
-        dq.append(model.on_aws(model.dq_local_s(batch_rows + published), stage.dq_worker_type,
+        fresh = batch_rows + (published if merge == "full" else rewritten)  # rows the DQ job scans
+        dq.append(model.on_aws(model.dq_local_s(fresh, batch_rows + published - fresh), stage.dq_worker_type,
                                stage.dq_number_of_workers))  # fmt: skip
     return {"etl_s": etl, "dq_s": dq, "batch_rows": batch_rows,
             "partition_rows_at_midnight": 24 * rows_per_partition_hour}  # fmt: skip

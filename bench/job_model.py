@@ -10,9 +10,12 @@ and code generation out of the timings):
      published file               -> seconds per published row (the scan of the snapshot's keys, the file copies)
   4. a batch whose 1% updates are spread over that snapshot: it touches every published file
                                                -> seconds per rewritten row (read, merge and write it again)
-and the DQ job on each result -> its fixed cost and seconds per candidate row.
-A run's duration is then fixed + batch rows x per batch row + published rows x per published row + rewritten
-rows x per rewritten row (etl/snapshot.py: a batch rewrites the published files holding keys it updates).
+and the DQ job on the results of 1 (its fixed cost), of the snapshot (seconds per fresh row: every file was
+written by the run) and of 3 (seconds per carried row: the snapshot's files are copies, judged from the partial
+aggregates kept when the snapshot was judged, quality/evaluate.py).
+An ETL run's duration is then fixed + batch rows x per batch row + published rows x per published row + rewritten
+rows x per rewritten row (etl/snapshot.py: a batch rewrites the published files holding keys it updates); a DQ
+run's, fixed + fresh rows (the batch's and the rewritten ones) x per fresh row + carried rows x per carried row.
 
 On AWS (ASSUMPTIONS, printed by `describe`): a Glue worker's vCPU runs the job as fast as a core here; one worker
 is the driver, so the work spreads over (workers - 1) x vCPUs per worker; and a run pays a start-up before the
@@ -50,15 +53,16 @@ class JobModel:
     etl_s_per_published_row: float
     etl_s_per_rewritten_row: float
     dq_fixed_s: float
-    dq_s_per_row: float
+    dq_s_per_fresh_row: float
+    dq_s_per_carried_row: float
     measured: dict  # the raw calibration timings the terms come from
 
     def etl_local_s(self, batch_rows: float, published_rows: float, rewritten_rows: float) -> float:
         published = published_rows * self.etl_s_per_published_row + rewritten_rows * self.etl_s_per_rewritten_row
         return self.etl_fixed_s + batch_rows * self.etl_s_per_batch_row + published
 
-    def dq_local_s(self, partition_rows: float) -> float:
-        return self.dq_fixed_s + partition_rows * self.dq_s_per_row
+    def dq_local_s(self, fresh_rows: float, carried_rows: float) -> float:
+        return self.dq_fixed_s + fresh_rows * self.dq_s_per_fresh_row + carried_rows * self.dq_s_per_carried_row
 
     def on_aws(self, local_s: float, worker_type: str, workers: int) -> float:
         """A duration measured here as it would run on `workers` Glue workers of `worker_type` (assumptions above)."""
@@ -69,7 +73,8 @@ class JobModel:
         return (f"ETL {self.etl_fixed_s:.2f} s + {self.etl_s_per_batch_row * 1e6:.2f} us per batch row + "
                 f"{self.etl_s_per_published_row * 1e6:.2f} us per published row it merges onto + "
                 f"{self.etl_s_per_rewritten_row * 1e6:.2f} us per published row it rewrites; DQ "
-                f"{self.dq_fixed_s:.2f} s + {self.dq_s_per_row * 1e6:.2f} us per partition row (measured on "
+                f"{self.dq_fixed_s:.2f} s + {self.dq_s_per_fresh_row * 1e6:.2f} us per fresh row + "
+                f"{self.dq_s_per_carried_row * 1e6:.3f} us per carried row (measured on "
                 f"{self.local_cores} cores here). On AWS, ASSUMED: a Glue vCPU as fast as a core here, one worker "
                 f"is the driver, {ASSUMED_AWS_JOB_START_S} s start-up per run")  # fmt: skip
 
@@ -112,10 +117,13 @@ def calibrate(work: Path, batch_rows: int = 100_000, snapshot_rows: int = 1_000_
                                                                                      CALIBRATION_ROWS_PER_FILE)]
     snapshot = batch_args(storage, "snapshot", snapshot_keys, None)
     carried = run_etl(snapshot, storage, spark)["output_rows"]
+    dq_snapshot = timed(lambda: run_dq(snapshot, storage, spark))
     published = f"s3://curated-bucket/orders/{PARTITION}/run_id=snapshot/"
     new_keys = write_batch(raw, snapshot_batches + 2, files, CALIBRATION_ROWS_PER_FILE, updates="none")
     onto = batch_args(storage, "new-orders-onto-snapshot", new_keys, published)
-    etl_onto = timed(lambda: run_etl(onto, storage, spark))
+    onto_metrics: dict = {}
+    etl_onto = timed(lambda: onto_metrics.update(run_etl(onto, storage, spark)))
+    dq_new_onto = timed(lambda: run_dq(onto, storage, spark))
     spread_keys = write_batch(raw, snapshot_batches + 1, files, CALIBRATION_ROWS_PER_FILE, updates="spread")
     spread = batch_args(storage, "updates-onto-snapshot", spread_keys, published)
     metrics: dict = {}
@@ -130,11 +138,15 @@ def calibrate(work: Path, batch_rows: int = 100_000, snapshot_rows: int = 1_000_
     touched = metrics["per_partition"][PARTITION]
     if touched["copied_files"]:
         raise RuntimeError(f"calibration: the spread updates left {touched['copied_files']} published files untouched")
+    if onto_metrics["per_partition"][PARTITION]["rewritten_files"]:
+        raise RuntimeError("calibration: the new orders rewrote published files")
     measured = {"etl_one_row_s": etl_tiny, "dq_one_row_s": dq_tiny, "batch_rows": rows, "etl_batch_alone_s": etl_alone,
                 "dq_batch_alone_s": dq_alone, "snapshot_rows": carried, "etl_new_orders_onto_snapshot_s": etl_onto,
-                "etl_updates_onto_snapshot_s": etl_spread, "dq_after_merge_s": dq_onto,
+                "etl_updates_onto_snapshot_s": etl_spread, "dq_snapshot_s": dq_snapshot,
+                "dq_new_orders_onto_snapshot_s": dq_new_onto, "dq_after_spread_updates_s": dq_onto,
                 "partition_rows_after_merge": partition_rows}  # fmt: skip
     per_published = max(0.0, etl_onto - etl_alone) / carried
+    per_fresh = max(0.0, dq_snapshot - dq_tiny) / carried
     return JobModel(
         local_cores=cores,
         etl_fixed_s=etl_tiny,
@@ -142,7 +154,8 @@ def calibrate(work: Path, batch_rows: int = 100_000, snapshot_rows: int = 1_000_
         etl_s_per_published_row=per_published,
         etl_s_per_rewritten_row=max(0.0, (etl_spread - etl_alone) / carried - per_published),
         dq_fixed_s=dq_tiny,
-        dq_s_per_row=max(0.0, dq_onto - dq_tiny) / partition_rows,
+        dq_s_per_fresh_row=per_fresh,
+        dq_s_per_carried_row=max(0.0, dq_new_onto - dq_tiny - rows * per_fresh) / carried,
         measured={k: round(v, 3) if isinstance(v, float) else v for k, v in measured.items()},
     )
 

@@ -21,13 +21,14 @@ non-zero with a message when they cannot be (missing candidate data, invalid rul
 from __future__ import annotations
 
 import sys
+from pathlib import PurePosixPath
 from typing import Any
 
 from etl.readers import parse_partitions
 from etl.spec import RULES_FILE, DatasetSpecError, load_deployed_dataset
 from etl.storage import Storage, join_uri, read_json, write_json
 from quality.dqdl import DqdlSyntaxError, Rule, parse_dqdl
-from quality.evaluate import DqReport, evaluate
+from quality.evaluate import STATS_VERSION, Carried, DqReport, FolderStats, aggregate_rule_texts, evaluate
 
 REQUIRED_ARGS = ["dataset", "partitions", "run_id", "curated_uri", "staging_uri", "datasets_uri"]
 DQ_SUMMARY_FILE = "dq_summary.json"
@@ -102,6 +103,63 @@ def read_candidate(spark: Any, storage: Storage, uris: list[str]) -> Any:
     return spark.read.parquet(*[storage.spark_path(u) for u in uris])
 
 
+def stats_uri(staging_uri: str, dataset: str, partition: str, folder: str) -> str:
+    """Where the DQ statistics of a judged curated folder live (`quality.evaluate.FolderStats`), named like the
+    folder's footer index (etl/snapshot.py) after its `run_id=` segment."""
+    return join_uri(staging_uri, "dq_stats", dataset, partition, PurePosixPath(folder.rstrip("/")).name, "stats.json")
+
+
+def write_stats(storage: Storage, staging_uri: str, dataset: str, partition: str, folder: str,
+                stats: FolderStats) -> None:  # fmt: skip
+    document = {"version": STATS_VERSION, "folder": folder.rstrip("/"), **stats.to_json()}
+    write_json(storage, stats_uri(staging_uri, dataset, partition, folder), document)
+
+
+def read_stats(storage: Storage, staging_uri: str, dataset: str, partition: str, folder: str) -> FolderStats | None:
+    """The kept stats of a judged folder, or None when there are none, or they were written by another version or
+    for another folder, or are damaged: then the folder's files are judged from their rows."""
+    uri = stats_uri(staging_uri, dataset, partition, folder)
+    if not storage.exists(uri):
+        return None
+    try:
+        document = read_json(storage, uri)
+        if document.get("version") != STATS_VERSION or document.get("folder") != folder.rstrip("/"):
+            return None
+        return FolderStats.from_json(document)
+    except (ValueError, KeyError, TypeError, AttributeError):  # not JSON, not UTF-8, or not a stats document
+        return None
+
+
+def _merged_onto(etl_metrics: dict[str, Any] | None, partition: str) -> str | None:
+    """The published folder the ETL merged this partition's batch onto (its untouched files were copied)."""
+    return ((etl_metrics or {}).get("per_partition") or {}).get(partition, {}).get("merged_onto")
+
+
+def evaluate_folder(spark: Any, storage: Storage, folder: str, rules: tuple[Rule, ...],
+                    previous: FolderStats | None) -> DqReport:  # fmt: skip
+    """Evaluate the rules on a candidate folder. Its files that are copies of files of the `previous` folder (an
+    earlier run judged it and kept their partial aggregates: same name, since the ETL keeps the UUID-named part
+    files' names when it copies them) are not scanned by the aggregate rules; see quality/evaluate.py."""
+    from pyspark.sql import functions as F
+
+    files = {PurePosixPath(k).name: k for k in storage.list_keys(folder.rstrip("/") + "/") if k.endswith(".parquet")}
+    whole = read_candidate(spark, storage, [folder])
+    if previous is None:
+        return evaluate(whole, rules, spark, fresh=whole)
+    texts = aggregate_rule_texts(rules)
+    carried = sorted(name for name in files if previous.covers(name, texts))
+    if not carried:
+        return evaluate(whole, rules, spark, fresh=whole)
+
+    def rows(names: list[str]) -> Any:
+        if not names:
+            return whole.where(F.lit(False))
+        return spark.read.schema(whole.schema).parquet(*[storage.spark_path(files[n]) for n in names])
+
+    judged = Carried(rows(carried), tuple(carried), previous)
+    return evaluate(whole, rules, spark, fresh=rows([n for n in files if n not in carried]), carried=judged)
+
+
 def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
     """Evaluate the rules on each partition's candidate data; returns (and writes) the dq_result document.
 
@@ -119,14 +177,20 @@ def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
         missing = [u for u in inputs.values() if not any(k.endswith(".parquet") for k in storage.list_keys(u + "/"))]
         if missing:
             raise DqJobError(f"no candidate data (Parquet files) at {', '.join(missing)}; did the ETL job run?")
-        reports = {p: evaluate(read_candidate(spark, storage, [uri]), rules, spark) for p, uri in inputs.items()}
         metrics_uri = join_uri(run_folder(args["staging_uri"], dataset, run_id), "etl_metrics.json")
+        etl_metrics = read_json(storage, metrics_uri) if storage.exists(metrics_uri) else None
+        reports = {}
+        for partition, uri in inputs.items():
+            judged = _merged_onto(etl_metrics, partition)
+            previous = read_stats(storage, args["staging_uri"], dataset, partition, judged) if judged else None
+            reports[partition] = evaluate_folder(spark, storage, uri, rules, previous)
+            write_stats(storage, args["staging_uri"], dataset, partition, uri, reports[partition].stats)
         document = {
             "dataset": dataset,
             "run_id": run_id,
             "partitions": partitions,
             **summarise(reports),
-            "etl": read_json(storage, metrics_uri) if storage.exists(metrics_uri) else None,
+            "etl": etl_metrics,
         }
         write_json(storage, output, document)
         write_json(storage, summary_uri(args["staging_uri"], dataset, run_id), compact_summary(document, output))

@@ -1,9 +1,12 @@
 """Rule checks: one small function per DQDL rule type, `(df, rule) -> RuleResult`, and a registry.
 
-Most rule types are *aggregate checks*: a few aggregate expressions plus a pure `judge` turning the
-aggregated values into a result. `quality.evaluate` computes the expressions of all such rules in ONE
-Spark aggregation; calling a check directly (`RULE_CHECKS["Mean"](df, rule)`) runs just its own.
-IsUnique/Uniqueness (a group-by) and CustomSql (its own query) run one job each.
+Most rule types are *aggregate checks*: a few partial aggregates plus a pure `judge` turning their merged values
+into a result. A partial aggregate is one whose values over parts of the data merge into its value over the whole
+(`Partial`: counts and sums add up, minima and maxima keep the extreme, moments merge by Chan's formula), so
+`quality.evaluate` computes the expressions of all such rules in ONE Spark aggregation per file, and a file that an
+earlier run judged needs no scan (its partials are kept). Calling a check directly (`RULE_CHECKS["Mean"](df, rule)`)
+runs just its own, over the whole DataFrame. IsUnique/Uniqueness (a group-by) and CustomSql (its own query) run one
+job each.
 
 Conventions (see docs/dqdl.md):
 - A rule on a column the data does not have fails with a reason naming the column; it never raises.
@@ -110,23 +113,76 @@ def condition_column(condition: Condition, column: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class AggregateCheck:
-    """A rule type measured by aggregate expressions (alias -> Column) and judged by a pure function."""
+class Partial:
+    """An aggregate expression and how its values over parts of the data merge into its value over the whole."""
 
-    aggregates: Callable[[Rule], dict[str, Any]]
+    expr: Any
+    merge: str  # a key of MERGES
+
+
+def _add(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else a + b
+
+
+def _extreme(pick: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    return lambda a, b: b if a is None else a if b is None else pick(a, b)
+
+
+def _moments(a: Any, b: Any) -> Any:
+    """(count, mean, sum of squared deviations) of two parts -> of both (Chan et al.; what Spark's stddev does
+    between its own partitions). A part without values is (0, None, None)."""
+    if not a or not a[0]:
+        return b
+    if not b or not b[0]:
+        return a
+    (na, ma, qa), (nb, mb, qb) = a, b
+    n, delta = na + nb, mb - ma
+    return [n, ma + delta * nb / n, qa + qb + delta * delta * na * nb / n]
+
+
+MERGES: dict[str, Callable[[Any, Any], Any]] = {"sum": _add, "min": _extreme(min), "max": _extreme(max),
+                                                "moments": _moments}  # fmt: skip
+
+
+def merge_partials(parts: list[Mapping[str, Any]], kinds: Mapping[str, str]) -> dict[str, Any]:
+    """The values of partial aggregates (`kinds`: alias -> merge) over the union of `parts`. No parts: the values
+    of an empty DataFrame (counts 0, everything else None)."""
+    merged: dict[str, Any] = {alias: 0 if kind == "sum" else None for alias, kind in kinds.items()}
+    for part in parts:
+        for alias, kind in kinds.items():
+            merged[alias] = MERGES[kind](merged[alias], part[alias])
+    return merged
+
+
+def partial_values(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A Spark result row's partial values as plain values (moments come back as a struct)."""
+    return {k: list(v) if hasattr(v, "asDict") else v for k, v in row.items()}
+
+
+@dataclass(frozen=True)
+class AggregateCheck:
+    """A rule type measured by partial aggregates (alias -> Partial) and judged by a pure function of their
+    merged values."""
+
+    aggregates: Callable[[Rule], dict[str, Partial]]
     judge: Callable[[Rule, Mapping[str, Any]], RuleResult]
 
     def __call__(self, df: Any, rule: Rule) -> RuleResult:
         if missing := missing_column_result(df, rule):
             return missing
-        row = df.agg(*[expr.alias(name) for name, expr in self.aggregates(rule).items()]).first()
-        return self.judge(rule, row.asDict())
+        partials = self.aggregates(rule)
+        row = df.agg(*[p.expr.alias(name) for name, p in partials.items()]).first()
+        return self.judge(rule, merge_partials([partial_values(row.asDict())], kinds(partials)))
 
 
-def _count_rows(_rule: Rule) -> dict[str, Any]:
+def kinds(partials: Mapping[str, Partial]) -> dict[str, str]:
+    return {alias: p.merge for alias, p in partials.items()}
+
+
+def _count_rows(_rule: Rule) -> dict[str, Partial]:
     from pyspark.sql import functions as F
 
-    return {"rows": F.count(F.lit(1))}
+    return {"rows": Partial(F.count(F.lit(1)), "sum")}
 
 
 def _judge_row_count(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
@@ -140,10 +196,10 @@ def _judge_row_count(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
     )
 
 
-def _completeness_aggregates(rule: Rule) -> dict[str, Any]:
+def _completeness_aggregates(rule: Rule) -> dict[str, Partial]:
     from pyspark.sql import functions as F
 
-    return {"rows": F.count(F.lit(1)), "non_null": F.count(col(rule.columns[0]))}
+    return {"rows": Partial(F.count(F.lit(1)), "sum"), "non_null": Partial(F.count(col(rule.columns[0])), "sum")}
 
 
 def _judge_completeness(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
@@ -166,13 +222,13 @@ def _judge_completeness(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
     )
 
 
-def _column_values_aggregates(rule: Rule) -> dict[str, Any]:
+def _column_values_aggregates(rule: Rule) -> dict[str, Partial]:
     from pyspark.sql import functions as F
 
     assert rule.condition is not None
     column = col(rule.columns[0])
     ok = F.when(column.isNotNull() & condition_column(rule.condition, column), 1).otherwise(0)
-    return {"non_null": F.count(column), "compliant": F.sum(ok)}
+    return {"non_null": Partial(F.count(column), "sum"), "compliant": Partial(F.sum(ok), "sum")}
 
 
 def _judge_column_values(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
@@ -192,13 +248,14 @@ def _judge_column_values(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
     )
 
 
-def _column_length_aggregates(rule: Rule) -> dict[str, Any]:
+def _column_length_aggregates(rule: Rule) -> dict[str, Partial]:
     from pyspark.sql import functions as F
 
     assert rule.condition is not None
     length = F.length(col(rule.columns[0]).cast("string"))
     ok = F.when(length.isNotNull() & condition_column(rule.condition, length), 1).otherwise(0)
-    return {"non_null": F.count(length), "compliant": F.sum(ok), "min": F.min(length), "max": F.max(length)}
+    return {"non_null": Partial(F.count(length), "sum"), "compliant": Partial(F.sum(ok), "sum"),
+            "min": Partial(F.min(length), "min"), "max": Partial(F.max(length), "max")}  # fmt: skip
 
 
 def _judge_column_length(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
@@ -218,17 +275,43 @@ def _judge_column_length(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
     )
 
 
-def _statistic(metric: str, function: str) -> AggregateCheck:
-    """Mean / Sum / StandardDeviation: one aggregate of the column, compared with the threshold."""
+def _sum(rule: Rule) -> dict[str, Partial]:
+    from pyspark.sql import functions as F
 
-    def aggregates(rule: Rule) -> dict[str, Any]:
-        from pyspark.sql import functions as F
+    return {"sum": Partial(F.sum(col(rule.columns[0])), "sum")}
 
-        return {"value": getattr(F, function)(col(rule.columns[0]))}
+
+def _sum_and_count(rule: Rule) -> dict[str, Partial]:
+    from pyspark.sql import functions as F
+
+    return {**_sum(rule), "count": Partial(F.count(col(rule.columns[0]).cast("double")), "sum")}
+
+
+def _moments_of(rule: Rule) -> dict[str, Partial]:
+    from pyspark.sql import functions as F
+
+    value = col(rule.columns[0]).cast("double")
+    n = F.count(value)
+    return {"moments": Partial(F.struct(n, F.avg(value), F.var_pop(value) * n), "moments")}
+
+
+def _mean(values: Mapping[str, Any]) -> Any:
+    return values["sum"] / values["count"] if values["count"] else None
+
+
+def _standard_deviation(values: Mapping[str, Any]) -> Any:
+    moments = values["moments"]
+    return (moments[2] / moments[0]) ** 0.5 if moments and moments[0] else None
+
+
+def _statistic(metric: str, aggregates: Callable[[Rule], dict[str, Partial]],
+               value_of: Callable[[Mapping[str, Any]], Any]) -> AggregateCheck:  # fmt: skip
+    """Mean / Sum / StandardDeviation: a statistic of the column's non-null values (from its partial aggregates),
+    compared with the threshold."""
 
     def judge(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
         assert rule.condition is not None
-        name, value = rule.columns[0], to_number(values["value"])
+        name, value = rule.columns[0], to_number(value_of(values))
         if value is None:
             return result(
                 rule,
@@ -252,17 +335,48 @@ def _statistic(metric: str, function: str) -> AggregateCheck:
 
 def check_uniqueness(df: Any, rule: Rule) -> RuleResult:
     """IsUnique / Uniqueness: share of rows whose non-null value occurs exactly once (as Deequ)."""
-    from pyspark.sql import functions as F
-
     if missing := missing_column_result(df, rule):
         return missing
-    name = rule.columns[0]
+    return judge_uniqueness(rule, *uniqueness_counts(df, rule.columns[0]))
+
+
+def uniqueness_counts(df: Any, name: str) -> tuple[int, int]:
+    """(rows, rows whose non-null value of `name` occurs exactly once)."""
+    from pyspark.sql import functions as F
+
     groups = df.groupBy(col(name).alias("value")).agg(F.count(F.lit(1)).alias("n"))
     row = groups.agg(
         F.sum("n").alias("rows"),
         F.sum(F.when(F.col("value").isNotNull() & (F.col("n") == 1), 1).otherwise(0)).alias("unique"),
     ).first()
-    rows, unique = row["rows"] or 0, row["unique"] or 0
+    return row["rows"] or 0, row["unique"] or 0
+
+
+def uniqueness_counts_onto(fresh: Any, judged: Any, name: str) -> tuple[int, int]:
+    """`uniqueness_counts` of the union of `fresh` and `judged`, where every value of `judged` is known to be
+    non-null and to occur once in it (rows of files an earlier run found fully unique). Only `fresh` is grouped;
+    of `judged` only the rows within the range of `fresh`'s values are read (Parquet skips row groups outside it)
+    and matched to those values, so the cost follows `fresh`, not the partition."""
+    from pyspark.sql import functions as F
+
+    groups = fresh.groupBy(col(name).alias("value")).agg(F.count(F.lit(1)).alias("n"))
+    bounds = groups.agg(F.min("value"), F.max("value"), F.sum("n")).first()
+    judged_rows = judged.count()
+    fresh_rows = bounds[2] or 0
+    if bounds[0] is None:  # no non-null fresh value: nothing of `judged` can collide
+        unique_fresh = 0
+        collisions = 0
+    else:
+        values = groups.where(F.col("value").isNotNull())
+        hits = (judged.select(col(name).alias("value")).where(F.col("value").between(bounds[0], bounds[1]))
+                .join(values.select("value"), "value", "left_semi"))  # fmt: skip
+        collisions = hits.count()  # each of these values occurs once in `judged` and at least once in `fresh`
+        unique_fresh = values.where(F.col("n") == 1).join(hits, "value", "left_anti").count()
+    return fresh_rows + judged_rows, unique_fresh + judged_rows - collisions
+
+
+def judge_uniqueness(rule: Rule, rows: int, unique: int) -> RuleResult:
+    name = rule.columns[0]
     uniqueness = ratio(unique, rows)
     metrics = {f"Column.{name}.Uniqueness": uniqueness}
     if rule.condition is None:  # IsUnique
@@ -328,9 +442,9 @@ RULE_CHECKS: dict[str, Callable[[Any, Rule], RuleResult]] = {
     "ColumnExists": check_column_exists,
     "ColumnValues": AggregateCheck(_column_values_aggregates, _judge_column_values),
     "ColumnLength": AggregateCheck(_column_length_aggregates, _judge_column_length),
-    "Mean": _statistic("Mean", "avg"),
-    "Sum": _statistic("Sum", "sum"),
-    "StandardDeviation": _statistic("StandardDeviation", "stddev_pop"),
+    "Mean": _statistic("Mean", _sum_and_count, _mean),
+    "Sum": _statistic("Sum", _sum, lambda values: values["sum"]),
+    "StandardDeviation": _statistic("StandardDeviation", _moments_of, _standard_deviation),
     "CustomSql": check_custom_sql,
 }
 
@@ -340,5 +454,10 @@ def check_rule(df: Any, rule: Rule) -> RuleResult:
     try:
         return RULE_CHECKS[rule.rule_type](df, rule)
     except Exception as error:  # a bad regex or SQL fails its rule, it must not stop the others
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return RuleResult(rule.text, FAILED, {}, f"could not evaluate: {message}", rule.target)
+        return could_not_evaluate(rule, error)
+
+
+def could_not_evaluate(rule: Rule, error: Exception) -> RuleResult:
+    """The rule failed because evaluating it raised `error` (its first line is the reason)."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return RuleResult(rule.text, FAILED, {}, f"could not evaluate: {message}", rule.target)

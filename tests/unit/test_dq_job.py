@@ -204,3 +204,56 @@ def test_compact_summary__size_does_not_grow_with_rules_and_clips_long_text():
     assert len(large) < 16 * 1024
     assert all(len(rule) <= 300 for rule in json.loads(large)["failed_rules"])
     assert json.loads(small)["etl"]["quarantined_count"] == 0
+
+
+def merged_batch(tmp_path: Path, spark, rows: list) -> Path:
+    """Run run-2 of P1 as the ETL leaves a batch merged onto run-1's folder: run-1's file copied (same name) and a
+    new file, and etl_metrics naming the folder it merged onto."""
+    published = tmp_path / "curated-bucket" / "orders" / P1 / "run_id=run-1"
+    folder = published.parent / "run_id=run-2"
+    spark.createDataFrame(rows, SCHEMA).coalesce(1).write.parquet(str(folder))
+    (copied,) = published.glob("*.parquet")
+    shutil.copy(copied, folder / copied.name)
+    metrics = tmp_path / "staging-bucket" / "runs" / "orders" / "run-2" / "etl_metrics.json"
+    metrics.parent.mkdir(parents=True)
+    location = f"s3://curated-bucket/orders/{P1}/run_id=run-1/"
+    metrics.write_text(json.dumps({"per_partition": {P1: {"merged_onto": location}}}))
+    return tmp_path / "staging-bucket" / "dq_stats" / "orders" / P1 / "run_id=run-1" / "stats.json"
+
+
+def verdicts(document: dict) -> list:
+    return [(r["rule"], r["outcome"], r["metrics"]) for r in document["rules"]] + [document["row_count"]]
+
+
+def test_run__a_batch_merged_onto_a_judged_folder_judges_the_copies_from_kept_stats(tmp_path, repo_root, spark):
+    storage = make_lake(tmp_path, repo_root, spark, {P1: GOOD})
+    run(job_args(), storage, spark)
+    kept = merged_batch(tmp_path, spark, [("o1", "c9", "paid", "EUR", Decimal("7.00"), 1, "FR", "run-2")])
+
+    document = run(job_args(run_id="run-2"), storage, spark)
+
+    # o1 is in the copy and in the new file: IsUnique finds it without grouping the copied rows again.
+    failed = [r for r in document["rules"] if r["outcome"] == "Failed"]
+    assert [r["rule"] for r in failed] == ['IsUnique "order_id"']
+    assert failed[0]["reason"].endswith("(2 of 3 rows have a duplicated or null value)")
+    assert document["row_count"] == 3
+    assert (tmp_path / "staging-bucket" / "dq_stats" / "orders" / P1 / "run_id=run-2" / "stats.json").exists()
+    # Judged from what was kept of the copy, not from its rows: a doctored row count shows through.
+    stats = json.loads(kept.read_text())
+    (name,) = stats["files"]
+    stats["files"][name]["__rows"]["__rows"] = 40
+    kept.write_text(json.dumps(stats))
+    assert run(job_args(run_id="run-2"), storage, spark)["row_count"] == 41
+
+
+def test_run__damaged_or_missing_kept_stats_judge_every_row(tmp_path, repo_root, spark):
+    storage = make_lake(tmp_path, repo_root, spark, {P1: GOOD})
+    run(job_args(), storage, spark)
+    kept = merged_batch(tmp_path, spark, [("o3", "c3", "paid", "GBP", Decimal("30.00"), 3, "FR", "run-2")])
+    incremental = run(job_args(run_id="run-2"), storage, spark)
+    assert incremental["outcome"] == "Passed"
+
+    kept.write_text("{damaged")
+    assert verdicts(run(job_args(run_id="run-2"), storage, spark)) == verdicts(incremental)
+    kept.unlink()
+    assert verdicts(run(job_args(run_id="run-2"), storage, spark)) == verdicts(incremental)
