@@ -144,10 +144,8 @@ def evaluate_folder(spark: Any, storage: Storage, folder: str, rules: tuple[Rule
 
     files = {PurePosixPath(k).name: k for k in storage.list_keys(folder.rstrip("/") + "/") if k.endswith(".parquet")}
     whole = read_candidate(spark, storage, [folder])
-    if previous is None:
-        return evaluate(whole, rules, spark, fresh=whole)
     texts = aggregate_rule_texts(rules)
-    carried = sorted(name for name in files if previous.covers(name, texts))
+    carried = sorted(name for name in files if previous.covers(name, texts)) if previous else []
     if not carried:
         return evaluate(whole, rules, spark, fresh=whole)
 
