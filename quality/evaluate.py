@@ -156,8 +156,8 @@ def _aggregate_rules(frame: Any, rules: Sequence[Rule], pending: dict[int, dict[
     try:
         measured = _partials(frame, by_rule, by_file)
     except Exception:  # one bad expression: each rule alone (see `evaluate`)
-        measured = {}
-        for index, partials in by_rule.items():
+        measured = _partials(frame, {-1: by_rule[-1]}, by_file)  # the row count: if it fails, the data can't be read
+        for index, partials in pending.items():
             try:
                 measured.update(_partials(frame, {index: partials}, by_file))
             except Exception as error:
