@@ -356,27 +356,23 @@ def uniqueness_counts_onto(fresh: Any, judged: Any, name: str) -> tuple[int, int
     """`uniqueness_counts` of the union of `fresh` and `judged`, where every value of `judged` is known to be
     non-null and to occur once in it (rows of files an earlier run found fully unique). Only `fresh` is grouped;
     of `judged` only the rows within the range of `fresh`'s values are read (Parquet skips row groups outside it)
-    and matched to those values, so the cost follows `fresh`, not the partition."""
-    from pyspark import StorageLevel
+    and matched to those values, so the cost follows `fresh`, not the partition: a scan of the fresh column for
+    its range, then one job that groups it and joins the matches."""
     from pyspark.sql import functions as F
 
+    low, high, fresh_rows = fresh.agg(F.min(col(name)), F.max(col(name)), F.count(F.lit(1))).first()
+    judged_rows = judged.count()
+    if low is None:  # no non-null fresh value: nothing of `judged` can collide, no fresh row is unique
+        return fresh_rows + judged_rows, judged_rows
     groups = fresh.groupBy(col(name).alias("value")).agg(F.count(F.lit(1)).alias("n"))
-    groups = groups.persist(StorageLevel.MEMORY_AND_DISK)  # read by the range and by the match below
-    try:
-        low, high, fresh_rows = groups.agg(F.min("value"), F.max("value"), F.sum("n")).first()
-        judged_rows = judged.count()
-        if low is None:  # no non-null fresh value: nothing of `judged` can collide
-            return (fresh_rows or 0) + judged_rows, judged_rows
-        # Each value of `judged` occurs once: a fresh value is unique if it occurs once in `fresh` and not there.
-        in_range = judged.select(col(name).alias("value")).where(F.col("value").between(low, high))
-        marked = groups.join(in_range.withColumn("hit", F.lit(1)), "value", "left")
-        unique_fresh, collisions = marked.agg(
-            F.sum(F.when(F.col("value").isNotNull() & (F.col("n") == 1) & F.col("hit").isNull(), 1).otherwise(0)),
-            F.count("hit"),
-        ).first()
-        return fresh_rows + judged_rows, (unique_fresh or 0) + judged_rows - collisions
-    finally:
-        groups.unpersist()
+    in_range = judged.select(col(name).alias("value")).where(F.col("value").between(low, high))
+    # Each value of `judged` occurs once: a fresh value is unique if it occurs once in `fresh` and not there.
+    marked = groups.join(in_range.withColumn("hit", F.lit(1)), "value", "left")
+    unique_fresh, collisions = marked.agg(
+        F.sum(F.when(F.col("value").isNotNull() & (F.col("n") == 1) & F.col("hit").isNull(), 1).otherwise(0)),
+        F.count("hit"),
+    ).first()
+    return fresh_rows + judged_rows, (unique_fresh or 0) + judged_rows - collisions
 
 
 def judge_uniqueness(rule: Rule, rows: int, unique: int) -> RuleResult:
