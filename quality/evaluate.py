@@ -151,7 +151,7 @@ def _aggregate_rules(frame: Any, rules: Sequence[Rule], pending: dict[int, dict[
     `kept` partials of carried files; returns the row count and the partials to keep per file."""
     from pyspark.sql import functions as F
 
-    by_rule = {**pending, -1: {ROWS: Partial(F.count(F.lit(1)), "sum")}}
+    by_rule = {**pending, -1: {ROWS: Partial(F.count(F.lit(1)), "count")}}
     texts = {i: rules[i].text for i in pending} | {-1: ROWS}
     try:
         measured = _partials(frame, by_rule, by_file)

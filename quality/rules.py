@@ -117,7 +117,7 @@ class Partial:
     """An aggregate expression and how its values over parts of the data merge into its value over the whole."""
 
     expr: Any
-    merge: str  # a key of MERGES
+    merge: str  # a key of MERGES: "count" (0 over no rows), "sum" (None over no values), "min", "max", "moments"
 
 
 def _add(a: Any, b: Any) -> Any:
@@ -140,14 +140,14 @@ def _moments(a: Any, b: Any) -> Any:
     return [n, ma + delta * nb / n, qa + qb + delta * delta * na * nb / n]
 
 
-MERGES: dict[str, Callable[[Any, Any], Any]] = {"sum": _add, "min": _extreme(min), "max": _extreme(max),
-                                                "moments": _moments}  # fmt: skip
+MERGES: dict[str, Callable[[Any, Any], Any]] = {"count": _add, "sum": _add, "min": _extreme(min),
+                                                "max": _extreme(max), "moments": _moments}  # fmt: skip
 
 
 def merge_partials(parts: list[Mapping[str, Any]], kinds: Mapping[str, str]) -> dict[str, Any]:
     """The values of partial aggregates (`kinds`: alias -> merge) over the union of `parts`. No parts: the values
-    of an empty DataFrame (counts 0, everything else None)."""
-    merged: dict[str, Any] = {alias: 0 if kind == "sum" else None for alias, kind in kinds.items()}
+    of an empty DataFrame (counts 0, everything else None: a sum of no values is undefined, as in Spark)."""
+    merged: dict[str, Any] = {alias: 0 if kind == "count" else None for alias, kind in kinds.items()}
     for part in parts:
         for alias, kind in kinds.items():
             merged[alias] = MERGES[kind](merged[alias], part[alias])
@@ -182,7 +182,7 @@ def kinds(partials: Mapping[str, Partial]) -> dict[str, str]:
 def _count_rows(_rule: Rule) -> dict[str, Partial]:
     from pyspark.sql import functions as F
 
-    return {"rows": Partial(F.count(F.lit(1)), "sum")}
+    return {"rows": Partial(F.count(F.lit(1)), "count")}
 
 
 def _judge_row_count(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
@@ -199,7 +199,7 @@ def _judge_row_count(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
 def _completeness_aggregates(rule: Rule) -> dict[str, Partial]:
     from pyspark.sql import functions as F
 
-    return {"rows": Partial(F.count(F.lit(1)), "sum"), "non_null": Partial(F.count(col(rule.columns[0])), "sum")}
+    return {"rows": Partial(F.count(F.lit(1)), "count"), "non_null": Partial(F.count(col(rule.columns[0])), "count")}
 
 
 def _judge_completeness(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
@@ -228,7 +228,7 @@ def _column_values_aggregates(rule: Rule) -> dict[str, Partial]:
     assert rule.condition is not None
     column = col(rule.columns[0])
     ok = F.when(column.isNotNull() & condition_column(rule.condition, column), 1).otherwise(0)
-    return {"non_null": Partial(F.count(column), "sum"), "compliant": Partial(F.sum(ok), "sum")}
+    return {"non_null": Partial(F.count(column), "count"), "compliant": Partial(F.sum(ok), "sum")}
 
 
 def _judge_column_values(rule: Rule, values: Mapping[str, Any]) -> RuleResult:
@@ -254,7 +254,7 @@ def _column_length_aggregates(rule: Rule) -> dict[str, Partial]:
     assert rule.condition is not None
     length = F.length(col(rule.columns[0]).cast("string"))
     ok = F.when(length.isNotNull() & condition_column(rule.condition, length), 1).otherwise(0)
-    return {"non_null": Partial(F.count(length), "sum"), "compliant": Partial(F.sum(ok), "sum"),
+    return {"non_null": Partial(F.count(length), "count"), "compliant": Partial(F.sum(ok), "sum"),
             "min": Partial(F.min(length), "min"), "max": Partial(F.max(length), "max")}  # fmt: skip
 
 
@@ -284,7 +284,7 @@ def _sum(rule: Rule) -> dict[str, Partial]:
 def _sum_and_count(rule: Rule) -> dict[str, Partial]:
     from pyspark.sql import functions as F
 
-    return {**_sum(rule), "count": Partial(F.count(col(rule.columns[0]).cast("double")), "sum")}
+    return {**_sum(rule), "count": Partial(F.count(col(rule.columns[0]).cast("double")), "count")}
 
 
 def _moments_of(rule: Rule) -> dict[str, Partial]:

@@ -255,6 +255,11 @@ def test_mean__all_null_fails(spark):
     assert_failed(check(nulls, 'Mean "amount" > 0'), {"Column.amount.Mean": None}, "undefined")
 
 
+def test_sum__all_null_fails_as_undefined(spark):
+    nulls = spark.createDataFrame([(None,), (None,)], "amount double")
+    assert_failed(check(nulls, 'Sum "amount" > -1'), {"Column.amount.Sum": None}, "undefined")
+
+
 def test_custom_sql__passes(df):
     assert_passed(
         check(df, 'CustomSql "select count(*) from primary where amount > 15" = 3'),
