@@ -42,7 +42,7 @@ from quality.rules import (
 
 ROWS = "__rows"
 UNIQUENESS_RULES = ("IsUnique", "Uniqueness")
-STATS_VERSION = 1
+STATS_VERSION = 1  # of the kept stats: bump when a rule's partial aggregates change (older stats are then ignored)
 
 
 @dataclass(frozen=True)
