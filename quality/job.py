@@ -135,14 +135,14 @@ def _merged_onto(etl_metrics: dict[str, Any] | None, partition: str) -> str | No
     return ((etl_metrics or {}).get("per_partition") or {}).get(partition, {}).get("merged_onto")
 
 
-def evaluate_folder(spark: Any, storage: Storage, folder: str, rules: tuple[Rule, ...],
+def evaluate_folder(spark: Any, storage: Storage, folder: str, parquet_files: list[str], rules: tuple[Rule, ...],
                     previous: FolderStats | None) -> DqReport:  # fmt: skip
     """Evaluate the rules on a candidate folder. Its files that are copies of files of the `previous` folder (an
     earlier run judged it and kept their partial aggregates: same name, since the ETL keeps the UUID-named part
     files' names when it copies them) are not scanned by the aggregate rules; see quality/evaluate.py."""
     from pyspark.sql import functions as F
 
-    files = {PurePosixPath(k).name: k for k in storage.list_keys(folder.rstrip("/") + "/") if k.endswith(".parquet")}
+    files = {PurePosixPath(k).name: k for k in parquet_files}
     whole = read_candidate(spark, storage, [folder])
     texts = aggregate_rule_texts(rules)
     carried = sorted(name for name in files if previous.covers(name, texts)) if previous else []
@@ -172,7 +172,8 @@ def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
     output = result_uri(args["staging_uri"], dataset, run_id)
     lineage = _emit_lineage(args, storage, list(inputs.values()), output)
     try:
-        missing = [u for u in inputs.values() if not any(k.endswith(".parquet") for k in storage.list_keys(u + "/"))]
+        listed = {p: [k for k in storage.list_keys(u + "/") if k.endswith(".parquet")] for p, u in inputs.items()}
+        missing = [inputs[p] for p, files in listed.items() if not files]
         if missing:
             raise DqJobError(f"no candidate data (Parquet files) at {', '.join(missing)}; did the ETL job run?")
         metrics_uri = join_uri(run_folder(args["staging_uri"], dataset, run_id), "etl_metrics.json")
@@ -181,7 +182,7 @@ def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
         for partition, uri in inputs.items():
             judged = _merged_onto(etl_metrics, partition)
             previous = read_stats(storage, args["staging_uri"], dataset, partition, judged) if judged else None
-            reports[partition] = evaluate_folder(spark, storage, uri, rules, previous)
+            reports[partition] = evaluate_folder(spark, storage, uri, listed[partition], rules, previous)
             write_stats(storage, args["staging_uri"], dataset, partition, uri, reports[partition].stats)
         document = {
             "dataset": dataset,
