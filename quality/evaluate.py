@@ -162,8 +162,8 @@ def _aggregate_rules(frame: Any, rules: Sequence[Rule], pending: dict[int, dict[
                 measured.update(_partials(frame, {index: partials}, by_file))
             except Exception as error:
                 results[index] = could_not_evaluate(rules[index], error)
-    files: dict[str, dict[str, dict[str, Any]]] = {}
-    for index, per_file in measured.items():
+    files: dict[str, dict[str, dict[str, Any]]] = {}  # one aggregation over everything keeps nothing per file
+    for index, per_file in measured.items() if by_file else ():
         for name, values in per_file.items():
             files.setdefault(name, {})[texts[index]] = values
     row_count = 0
@@ -174,8 +174,6 @@ def _aggregate_rules(frame: Any, rules: Sequence[Rule], pending: dict[int, dict[
             row_count = merged[ROWS]
         else:
             results[index] = RULE_CHECKS[rules[index].rule_type].judge(rules[index], merged)  # type: ignore[union-attr]
-    if not by_file:
-        files = {}  # one aggregation over everything: nothing to keep per file
     files.update({name: {t: k[t] for t in texts.values() if t in k} for name, k in kept.items()})
     return row_count, files
 
