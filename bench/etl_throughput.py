@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "etl_seconds": round(etl, 1), "plain_spark_seconds": round(plain, 1), "duckdb_seconds": round(duck, 1),
         "etl_over_plain_spark": round(etl / plain, 2), "etl_mb_per_s": round(gb * 1024 / etl, 1),
         "etl_rows": {k: metrics[k] for k in ("input_rows", "output_rows", "rejected_rows", "duplicates_removed")},
+        "etl_stage_seconds": metrics["stage_seconds"],
     }, indent=2))
     return 0
 

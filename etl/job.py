@@ -23,6 +23,9 @@ Outputs (see etl/transforms.py for the row-level rules):
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +39,22 @@ from etl.storage import Storage, join_uri, write_json
 
 REQUIRED_ARGS = ["dataset", "partitions", "run_id", "raw_uri", "curated_uri", "staging_uri", "datasets_uri"]
 OPTIONAL_ARGS = ["lake_root", "lineage_url", "manifest_uri"]
+
+
+class StageClock:
+    """Wall-clock seconds per stage of a run, for `stage_seconds` in the metrics. Spark is lazy: a stage's time is
+    that of the Spark jobs its actions run, including the evaluation of what earlier stages only planned."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
 def metrics_uri(staging_uri: str, dataset: str, run_id: str) -> str:
@@ -76,9 +95,11 @@ def _run(
 
     run_id = args["run_id"]
     ingested_at = datetime.now(UTC).replace(microsecond=0)
-    listed = list_partition_objects(storage, args["raw_uri"], spec, partitions)
-    batch = read_manifest(storage, args.get("manifest_uri") or "none", args["raw_uri"], spec.name, partitions,
-                          listed)  # fmt: skip
+    clock = StageClock()
+    with clock.stage("list_objects"):
+        listed = list_partition_objects(storage, args["raw_uri"], spec, partitions)
+        batch = read_manifest(storage, args.get("manifest_uri") or "none", args["raw_uri"], spec.name, partitions,
+                              listed)  # fmt: skip
     objects = batch.objects
     for partition, location in batch.published.items():
         output = tf.curated_partition_uri(args["curated_uri"], spec, partition, run_id)
@@ -86,7 +107,8 @@ def _run(
             raise ValueError(f"batch manifest {args['manifest_uri']}: {partition} would merge onto this run's own "
                              f"output {output}; start a new run instead of re-running this one")  # fmt: skip
     all_objects = [o for p in partitions for o in objects[p]]
-    plan = tf.plan_sources(storage, all_objects, spec)
+    with clock.stage("plan_sources"):
+        plan = tf.plan_sources(storage, all_objects, spec)
     for partition in partitions:
         write_json(storage, tf.quarantine_uri(args["staging_uri"], spec, partition, run_id),
                    [q for q in plan.quarantined if q["partition"] == partition])  # fmt: skip
@@ -101,13 +123,18 @@ def _run(
     rows = tf.for_cache(tf.stamp_provenance(enforced, run_id, ingested_at)).persist(StorageLevel.MEMORY_AND_DISK)
     cached = [rows]
     try:
-        row_counts = tf.count_rows(rows, spec)  # the one pass over the raw objects; fills the cache
+        with clock.stage("parse_and_count"):
+            row_counts = tf.count_rows(rows, spec)  # the one pass over the raw objects; fills the cache
         counts, reasons = row_counts.by_partition, row_counts.reasons
-        _write_rejects(rows, counts, args, spec, partitions, storage, spark)
+        with clock.stage("write_rejects"):
+            _write_rejects(rows, counts, args, spec, partitions, storage, spark)
         batch_rows = row_counts.valid_rows()
-        merged, snapshots = _merge(tf.valid_rows(rows), row_counts, batch, spec, storage, spark, args["staging_uri"])
+        with clock.stage("merge"):
+            merged, snapshots = _merge(tf.valid_rows(rows), row_counts, batch, spec, storage, spark,
+                                       args["staging_uri"])  # fmt: skip
         cached += merged.cached
-        _write_candidate(merged.rows, batch_rows, snapshots, args, spec, partitions, storage, spark)
+        with clock.stage("write_candidate"):
+            _write_candidate(merged.rows, batch_rows, snapshots, args, spec, partitions, storage, spark)
     finally:
         for frame in cached:
             frame.unpersist()
@@ -120,9 +147,11 @@ def _run(
         count = counts.get(value, empty)
         snapshot = snapshots.get(partition, snap.Snapshot(partition, "", ()))
         carried_rows = snapshot.rows - snapshot.replaced_rows
-        copied = snap.copy_untouched(storage, snapshot, output)
+        with clock.stage("copy_untouched"):
+            copied = snap.copy_untouched(storage, snapshot, output)
         index_uri = snap.footer_index_uri(args["staging_uri"], spec, partition, output)
-        footers = snap.index_written_folder(spark, storage, spec, output, index_uri, copied)
+        with clock.stage("index_footers"):
+            footers = snap.index_written_folder(spark, storage, spec, output, index_uri, copied)
         output_rows = sum(f.rows for f in footers.values())
         readable = [o for o in plan.readable if o.partition == partition]
         per_partition[partition] = {
@@ -155,6 +184,7 @@ def _run(
         "quarantined_count": len(plan.quarantined),
         "reject_reasons": reasons,
         "per_partition": per_partition,
+        "stage_seconds": clock.seconds,
     }
     totals = ("input_rows", "output_rows", "rejected_rows", "duplicates_removed", "carried_rows", "replaced_rows")
     for key in totals:
@@ -186,7 +216,7 @@ def _merge(valid: Any, counts: tf.RowCounts, batch: Batch, spec: DatasetSpec, st
     # Built already (the exact scan), or about to be read twice by the merge: shared, and unpersisted after the write.
     shared = hashes is not None and (hashes.counts is not None or carried is not None)
     batch_counts = hashes.hash_counts() if shared else None
-    merged = tf.merge_batch(valid, carried, spec, batch_counts)
+    merged = tf.merge_batch(valid, carried, spec, batch_counts, counts.valid_rows())
     if batch_counts is not None:
         merged.cached.append(batch_counts)
     return merged, snapshots
@@ -234,11 +264,13 @@ def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snaps
     curated = tf.add_provenance(rows, spec)
     # Each part skips the other's rows cheaply: the cached batch's in-memory column batches and the published
     # files' Parquet row groups both keep min/max statistics of `lake_run_id`, which the filter is checked against.
+    # The cache's check knows `<` and `>` but not `!=` (the carried part scanned every cached row: 0.7 s of 2.4 s).
     parts = []
     if batch_rows or len(partitions) == 1:  # a single folder is always replaced (empty when nothing is new)
         parts.append((curated.where(F.col(tf.RUN_ID) == run_id), tf.file_count(batch_rows)))
     if rewritten:
-        parts.append((curated.where(F.col(tf.RUN_ID) != run_id), tf.file_count(rewritten)))
+        others = (F.col(tf.RUN_ID) < run_id) | (F.col(tf.RUN_ID) > run_id)  # lake_run_id is never null
+        parts.append((curated.where(others), tf.file_count(rewritten)))
     if parts:
         tf.write_curated(parts, storage, args["curated_uri"], spec, run_id, partitions)
 

@@ -501,13 +501,21 @@ class Merged:
 
 
 def merge_batch(
-    batch: DataFrame, carried: DataFrame | None, spec: DatasetSpec, batch_counts: DataFrame | None = None
+    batch: DataFrame,
+    carried: DataFrame | None,
+    spec: DatasetSpec,
+    batch_counts: DataFrame | None = None,
+    batch_rows: int | None = None,
 ) -> Merged:
     """This run's valid rows merged onto the published rows they may update (the rows of the published files the
     batch touches, etl/snapshot.py), de-duplicated. Only keys that occur more than once are shuffled in full;
     every other row passes straight through (`repeated_hashes`: the search for them shuffles the batch's hashes
     alone). With a primary key, `batch` and `carried` have `_key_hash` (`with_key_hash`); `batch_counts` is
-    `hash_counts(batch)` when the caller has already built it (it stays the caller's to unpersist)."""
+    `hash_counts(batch)` when the caller has already built it (it stays the caller's to unpersist).
+
+    `batch_rows`, the batch's row count when the caller knows it, bounds both hash sets the merge broadcasts (the
+    batch's distinct hashes, and the repeated ones, which are among them), so they need no count of their own:
+    two Spark jobs less per batch."""
     candidates = batch if carried is None else batch.unionByName(carried)
     if not spec.primary_key:
         return Merged(candidates, {})
@@ -519,9 +527,10 @@ def merge_batch(
         if carried is not None:  # read twice below (repeats, and the hashes the published rows are matched to)
             batch_counts = batch_counts.persist(StorageLevel.MEMORY_AND_DISK)
             cached.append(batch_counts)
-    broadcast = carried is not None and batch_counts.count() <= BROADCAST_ROWS
+    small = batch_rows is not None and batch_rows <= BROADCAST_ROWS
+    broadcast = carried is not None and (small or batch_counts.count() <= BROADCAST_ROWS)
     repeated = repeated_hashes(batch_counts, carried, broadcast).persist(StorageLevel.MEMORY_AND_DISK)
-    join_keys = F.broadcast(repeated) if repeated.count() <= BROADCAST_ROWS else repeated
+    join_keys = F.broadcast(repeated) if small or repeated.count() <= BROADCAST_ROWS else repeated
     contested = candidates.join(join_keys, KEY_HASH, "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
     duplicates = duplicate_counts(contested, spec)
     rows = deduplicate(candidates, spec, join_keys)  # its semi-join is `contested`'s plan: Spark reads the cache

@@ -89,6 +89,9 @@ def test_run__good_file_typed_with_provenance(spark, tmp_path, repo_root):
     written = json.loads((tmp_path / "staging-bucket/runs/orders/run-1/etl_metrics.json").read_text())
     assert written["output_rows"] == 2
     assert written["per_partition"][PART]["output_rows"] == 2
+    stages = written["stage_seconds"]  # where the run's time went, for on-call and the benches
+    assert {"plan_sources", "parse_and_count", "merge", "write_candidate", "index_footers"} <= set(stages)
+    assert all(seconds >= 0 for seconds in stages.values()) and stages["parse_and_count"] > 0
     assert rejects(tmp_path) == []
 
 
