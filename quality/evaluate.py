@@ -84,6 +84,8 @@ class DqReport:
     rules_failed: int
     row_count: int
     stats: FolderStats = field(default_factory=FolderStats)
+    files: int = 0  # the folder's data files (set by quality.job.evaluate_folder)
+    files_from_stats: int = 0  # of them, judged from an earlier run's kept partial aggregates, not scanned
 
     @property
     def failed(self) -> tuple[RuleResult, ...]:

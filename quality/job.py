@@ -21,6 +21,7 @@ non-zero with a message when they cannot be (missing candidate data, invalid rul
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -147,7 +148,7 @@ def evaluate_folder(spark: Any, storage: Storage, folder: str, parquet_files: li
     texts = aggregate_rule_texts(rules)
     carried = sorted(name for name in files if previous.covers(name, texts)) if previous else []
     if not carried:
-        return evaluate(whole, rules, spark, fresh=whole)
+        return replace(evaluate(whole, rules, spark, fresh=whole), files=len(files))
 
     def rows(names: list[str]) -> Any:
         if not names:
@@ -155,7 +156,8 @@ def evaluate_folder(spark: Any, storage: Storage, folder: str, parquet_files: li
         return spark.read.schema(whole.schema).parquet(*[storage.spark_path(files[n]) for n in names])
 
     judged = Carried(rows(carried), tuple(carried), previous)
-    return evaluate(whole, rules, spark, fresh=rows([n for n in files if n not in carried]), carried=judged)
+    report = evaluate(whole, rules, spark, fresh=rows([n for n in files if n not in carried]), carried=judged)
+    return replace(report, files=len(files), files_from_stats=len(carried))
 
 
 def run(args: dict[str, str], storage: Storage, spark: Any) -> dict[str, Any]:
@@ -215,7 +217,7 @@ def summarise(reports: dict[str, DqReport]) -> dict[str, Any]:
         "row_count": sum(r.row_count for r in reports.values()),
         "by_partition": {
             p: {"outcome": r.outcome, "rules_passed": r.rules_passed, "rules_failed": r.rules_failed,
-                "row_count": r.row_count}
+                "row_count": r.row_count, "files": r.files, "files_from_stats": r.files_from_stats}
             for p, r in reports.items()
         },  # fmt: skip
         "rules": [{"partition": p, **rule} for p, r in reports.items() for rule in r.to_dict()["rules"]],

@@ -93,7 +93,8 @@ def test_run__one_failing_partition_does_not_fail_the_other(tmp_path, repo_root,
     assert (document["partitions_passed"], document["partitions_failed"]) == ([P2], [P1])
     assert (document["passed_count"], document["failed_count"]) == (1, 1)
     assert document["by_partition"][P1]["outcome"] == "Failed"
-    assert document["by_partition"][P2] == {"outcome": "Passed", "rules_passed": 12, "rules_failed": 0, "row_count": 1}
+    assert document["by_partition"][P2] == {"outcome": "Passed", "rules_passed": 12, "rules_failed": 0, "row_count": 1,
+                                            "files": 1, "files_from_stats": 0}
     assert {r["partition"] for r in document["rules"] if r["outcome"] == "Failed"} == {P1}
 
 
@@ -237,6 +238,7 @@ def test_run__a_batch_merged_onto_a_judged_folder_judges_the_copies_from_kept_st
     assert [r["rule"] for r in failed] == ['IsUnique "order_id"']
     assert failed[0]["reason"].endswith("(2 of 3 rows have a duplicated or null value)")
     assert document["row_count"] == 3
+    assert (document["by_partition"][P1]["files"], document["by_partition"][P1]["files_from_stats"]) == (2, 1)
     assert (tmp_path / "staging-bucket" / "dq_stats" / "orders" / P1 / "run_id=run-2" / "stats.json").exists()
     # Judged from what was kept of the copy, not from its rows: a doctored row count shows through.
     stats = json.loads(kept.read_text())
@@ -253,7 +255,10 @@ def test_run__damaged_or_missing_kept_stats_judge_every_row(tmp_path, repo_root,
     incremental = run(job_args(run_id="run-2"), storage, spark)
     assert incremental["outcome"] == "Passed"
 
+    assert incremental["by_partition"][P1]["files_from_stats"] == 1
     kept.write_text("{damaged")
-    assert verdicts(run(job_args(run_id="run-2"), storage, spark)) == verdicts(incremental)
+    damaged = run(job_args(run_id="run-2"), storage, spark)
+    assert verdicts(damaged) == verdicts(incremental)
+    assert damaged["by_partition"][P1]["files_from_stats"] == 0  # every file scanned
     kept.unlink()
     assert verdicts(run(job_args(run_id="run-2"), storage, spark)) == verdicts(incremental)
