@@ -120,8 +120,10 @@ def _run(
     # uncompressed it costs 2 s. The cache holds typed rows without their raw lines (tf.for_cache).
     spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
     enforced = tf.enforce_schema(tf.read_records(spark, storage, plan, spec), spec)
-    rows = tf.for_cache(tf.stamp_provenance(enforced, run_id, ingested_at)).persist(StorageLevel.MEMORY_AND_DISK)
-    cached = [rows]
+    # Stamped after the cache: constants cost nothing there, and a filter on lake_run_id folds to true or false.
+    parsed = tf.for_cache(enforced).persist(StorageLevel.MEMORY_AND_DISK)
+    rows = tf.stamp_provenance(parsed, run_id, ingested_at)
+    cached = [parsed]
     try:
         with clock.stage("parse_and_count"):
             row_counts = tf.count_rows(rows, spec)  # the one pass over the raw objects; fills the cache
