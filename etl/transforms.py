@@ -5,7 +5,7 @@ Pipeline (each step a function, unit-testable on local Spark):
     plan = plan_sources(storage, objects, spec)            # driver: headers, empty files, schema drift
     lines = read_records(spark, storage, plan, spec)       # one string column per spec column + problem
     enforced = enforce_schema(lines, spec)                  # typed columns + `_reject_reason`
-    rows = for_cache(stamp_provenance(enforced, run_id, ingested_at)).persist()   # parsed once
+    rows = stamp_provenance(for_cache(enforced).persist(), run_id, ingested_at)   # parsed once
     counts = count_rows(rows, spec)                         # parsed and rejected rows, reasons, key ranges
     batch = with_key_hash(valid_rows(rows), spec)
     snapshot = etl.snapshot.inspect_snapshot(...)           # which published files the batch competes with
