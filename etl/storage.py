@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -34,6 +35,15 @@ class Storage(Protocol):
     def exists(self, uri: str) -> bool: ...
     def list_keys(self, uri: str) -> list[str]: ...
     def copy(self, source_uri: str, target_uri: str) -> None: ...
+    def list_objects(self, uri: str) -> list[StoredObject]: ...
+    def delete(self, uris: list[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    uri: str
+    size: int
+    modified: datetime  # timezone-aware (UTC)
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,18 @@ class LocalStorage:
         shutil.copyfile(self.local_path(source_uri), tmp)
         tmp.replace(target)
 
+    def list_objects(self, uri: str) -> list[StoredObject]:
+        """Objects under a prefix with their size and modification time, sorted by URI."""
+        objects = []
+        for key in self.list_keys(uri):
+            stat = self.local_path(key).stat()
+            objects.append(StoredObject(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)))
+        return objects
+
+    def delete(self, uris: list[str]) -> None:
+        for uri in uris:
+            self.local_path(uri).unlink(missing_ok=True)
+
 
 @dataclass(frozen=True)
 class S3Storage:
@@ -118,6 +140,31 @@ class S3Storage:
         source_bucket, source_key = split_s3_uri(source_uri)
         bucket, key = split_s3_uri(target_uri)
         self.client.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)
+
+    def list_objects(self, uri: str) -> list[StoredObject]:
+        bucket, prefix = split_s3_uri(uri)
+        objects: list[StoredObject] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            objects.extend(StoredObject(f"s3://{bucket}/{o['Key']}", o["Size"], o["LastModified"])
+                           for o in page.get("Contents", []))  # fmt: skip
+        return sorted(objects, key=lambda o: o.uri)
+
+    def delete(self, uris: list[str]) -> None:
+        """DeleteObjects, 1,000 keys per request (its limit); a key it could not delete raises, naming it. In a
+        versioned bucket each becomes a noncurrent version (restorable until the lifecycle expires it)."""
+        by_bucket: dict[str, list[str]] = {}
+        for uri in uris:
+            bucket, key = split_s3_uri(uri)
+            by_bucket.setdefault(bucket, []).append(key)
+        for bucket, keys in by_bucket.items():
+            for start in range(0, len(keys), 1000):
+                chunk = [{"Key": k} for k in keys[start : start + 1000]]
+                response = self.client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+                errors = response.get("Errors")
+                if errors:
+                    first = errors[0]
+                    raise RuntimeError(f"could not delete s3://{bucket}/{first['Key']}: {first.get('Code')} "
+                                       f"{first.get('Message')} ({len(errors)} keys failed)")  # fmt: skip
 
 
 def storage_for(lake_root: str | None, s3_client_factory: Any = None) -> Storage:

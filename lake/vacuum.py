@@ -1,0 +1,124 @@
+"""`lake vacuum`: delete the curated run folders that no catalog partition points at any more.
+
+Every execution writes a new run folder per partition, and a batch copies the published files it does not touch
+into it (etl/snapshot.py), so a partition fed 24 times a day is stored about 12 times over by evening. Readers
+only see the folder its catalog partition points at; the other folders are superseded snapshots (kept a while
+for rollback, and for queries planned against them), candidates that failed data quality (kept for
+investigation), or the candidate of an execution still running. A folder is deleted when no partition of the
+table points at it and its newest object is older than `keep_days`; a folder that is not a run folder of the
+dataset's layout is never touched.
+
+The curated bucket is versioned, so a deleted object stays restorable as a noncurrent version until the bucket's
+lifecycle rule expires it (30 days). A deleted folder's footer index and DQ statistics (staging) go with it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Any
+
+from etl.snapshot import footer_index_uri
+from etl.spec import DatasetSpec
+from etl.storage import Storage, StoredObject, join_uri
+from lake.errors import LakeError
+from quality.job import stats_uri
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    partition: str  # key=value
+    uri: str  # s3://<curated>/<dataset>/<key>=<value>/run_id=<execution>
+    objects: tuple[StoredObject, ...]
+
+    @property
+    def newest(self) -> datetime:
+        return max(o.modified for o in self.objects)
+
+    @property
+    def size(self) -> int:
+        return sum(o.size for o in self.objects)
+
+
+@dataclass
+class VacuumPlan:
+    delete: list[RunFolder] = field(default_factory=list)
+    published: list[RunFolder] = field(default_factory=list)
+    recent: list[RunFolder] = field(default_factory=list)  # not published, but younger than keep_days
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(f.size for f in self.delete)
+
+
+def published_locations(glue: Any, database: str, table: str) -> set[str]:
+    """Every location a partition of the table points at, without its trailing slash."""
+    locations: set[str] = set()
+    try:
+        for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table):
+            locations.update(p["StorageDescriptor"]["Location"].rstrip("/") for p in page["Partitions"])
+    except glue.exceptions.EntityNotFoundException as error:
+        raise LakeError(f"table {database}.{table} does not exist: nothing was ever published, nothing to vacuum "
+                        f"(deploy, or run the dataset once)") from error  # fmt: skip
+    return locations
+
+
+def run_folders(storage: Storage, curated_uri: str, spec: DatasetSpec) -> list[RunFolder]:
+    """The dataset's run folders (`<key>=<value>/run_id=<execution>/`) with their objects; anything else under the
+    dataset's prefix is left out."""
+    prefix = join_uri(curated_uri, spec.name) + "/"
+    layout = re.compile(rf"^({re.escape(spec.partition_key)}=[^/]+)/(run_id=[^/]+)/")
+    grouped: dict[tuple[str, str], list[StoredObject]] = {}
+    for stored in storage.list_objects(prefix):
+        if match := layout.match(stored.uri[len(prefix) :]):
+            grouped.setdefault((match[1], match[2]), []).append(stored)
+    return [RunFolder(partition, join_uri(prefix, partition, run), tuple(objects))
+            for (partition, run), objects in sorted(grouped.items())]  # fmt: skip
+
+
+def min_keep_days(execution_timeout_minutes: int) -> int:
+    """The shortest keep an execution can live with: it may read the folder it merges onto until it ends, and its
+    own candidate is published only at its end; so no folder younger than the longest execution is deleted."""
+    return max(1, math.ceil(execution_timeout_minutes / (24 * 60)))
+
+
+def plan_vacuum(folders: list[RunFolder], published: set[str], now: datetime, keep_days: float,
+                minimum_days: int) -> VacuumPlan:  # fmt: skip
+    if keep_days < minimum_days:
+        raise LakeError(f"--keep-days {keep_days:g}: keep at least {minimum_days} day(s), the stage's longest "
+                        f"execution (execution_timeout_minutes): an execution still running may read a folder "
+                        f"superseded since it started, or not have published its own yet")  # fmt: skip
+    plan = VacuumPlan()
+    cutoff = now - timedelta(days=keep_days)
+    for folder in folders:
+        if folder.uri.rstrip("/") in published:
+            plan.published.append(folder)
+        elif folder.newest > cutoff:
+            plan.recent.append(folder)
+        else:
+            plan.delete.append(folder)
+    return plan
+
+
+def vacuum(storage: Storage, glue: Any, database: str, spec: DatasetSpec, curated_uri: str, staging_uri: str,
+           now: datetime, keep_days: float, minimum_days: int, dry_run: bool = False) -> VacuumPlan:  # fmt: skip
+    """Plan, and unless `dry_run` delete, the dataset's run folders no partition publishes. The pipeline only
+    ever publishes a folder its own execution just wrote, so a folder older than `minimum_days` that no partition
+    points at now never will."""
+    published = published_locations(glue, database, spec.curated_table)
+    plan = plan_vacuum(run_folders(storage, curated_uri, spec), published, now, keep_days, minimum_days)
+    if dry_run:
+        return plan
+    for folder in plan.delete:
+        storage.delete([o.uri for o in folder.objects])
+        staging = [footer_index_uri(staging_uri, spec, folder.partition, folder.uri),
+                   stats_uri(staging_uri, spec.name, folder.partition, folder.uri)]  # fmt: skip
+        storage.delete([uri for uri in staging if storage.exists(uri)])
+    return plan
+
+
+def folder_name(folder: RunFolder) -> str:
+    return f"{folder.partition}/{PurePosixPath(folder.uri).name}"

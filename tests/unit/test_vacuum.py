@@ -1,0 +1,171 @@
+"""`lake vacuum`: only run folders no partition points at, and older than the keep, are deleted."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from etl.spec import load_dataset
+from etl.storage import LocalStorage, S3Storage
+from lake.errors import LakeError
+from lake.vacuum import min_keep_days, plan_vacuum, run_folders, vacuum
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+DATABASE = "lake_test_curated"
+CURATED, STAGING = "s3://curated-bucket", "s3://staging-bucket"
+P1, P2 = "ingest_date=2026-11-24", "ingest_date=2026-11-25"
+
+
+@pytest.fixture
+def spec(repo_root):
+    return load_dataset(repo_root / "datasets" / "orders")
+
+
+@pytest.fixture
+def glue():
+    with mock_aws():
+        client = boto3.client("glue", region_name="us-east-1")
+        client.create_database(DatabaseInput={"Name": DATABASE})
+        client.create_table(DatabaseName=DATABASE, TableInput={
+            "Name": "orders", "PartitionKeys": [{"Name": "ingest_date", "Type": "string"}],
+            "StorageDescriptor": {"Columns": [{"Name": "order_id", "Type": "string"}],
+                                  "Location": f"{CURATED}/orders/"}})  # fmt: skip
+        yield client
+
+
+def publish(glue, partition: str, run: str) -> None:
+    glue.create_partition(DatabaseName=DATABASE, TableName="orders", PartitionInput={
+        "Values": [partition.split("=", 1)[1]],
+        "StorageDescriptor": {"Location": f"{CURATED}/orders/{partition}/run_id={run}/"}})  # fmt: skip
+
+
+def land(storage: LocalStorage, uri: str, age_days: float) -> str:
+    storage.write_text(uri, "x" * 10)
+    stamp = (NOW - timedelta(days=age_days)).timestamp()
+    os.utime(storage.local_path(uri), (stamp, stamp))
+    return uri
+
+
+def folder(partition: str, run: str) -> str:
+    return f"{CURATED}/orders/{partition}/run_id={run}"
+
+
+@pytest.fixture
+def lake(tmp_path, glue):
+    """P1 published at run-3; run-1 and run-2 superseded long ago, run-4 a failed candidate of yesterday; P2 never
+    published (its only folder failed DQ 30 days ago); and objects outside any run folder."""
+    storage = LocalStorage(tmp_path)
+    for run, age in (("run-1", 40), ("run-2", 20), ("run-3", 20), ("run-4", 1)):
+        land(storage, f"{folder(P1, run)}/part-0.parquet", age)
+        land(storage, f"{STAGING}/footers/orders/{P1}/run_id={run}/footers.json", age)
+        land(storage, f"{STAGING}/dq_stats/orders/{P1}/run_id={run}/stats.json", age)
+    land(storage, f"{folder(P1, 'run-2')}/_SUCCESS", 20)
+    land(storage, f"{folder(P2, 'run-5')}/part-0.parquet", 30)
+    land(storage, f"{CURATED}/orders/_temporary/0/part-0.parquet", 60)  # not a run folder: never touched
+    land(storage, f"{CURATED}/orders/{P1}/stray.parquet", 60)
+    publish(glue, P1, "run-3")
+    return storage
+
+
+def test_vacuum__deletes_only_unpublished_folders_older_than_the_keep(lake, glue, spec):
+    plan = vacuum(lake, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=7, minimum_days=1)
+
+    assert [f.uri for f in plan.delete] == [folder(P1, "run-1"), folder(P1, "run-2"), folder(P2, "run-5")]
+    assert [f.uri for f in plan.published] == [folder(P1, "run-3")]
+    assert [f.uri for f in plan.recent] == [folder(P1, "run-4")]
+    assert plan.bytes_freed == 40
+    left = lake.list_keys(CURATED + "/")
+    assert left == sorted([f"{CURATED}/orders/_temporary/0/part-0.parquet", f"{CURATED}/orders/{P1}/stray.parquet",
+                           f"{folder(P1, 'run-3')}/part-0.parquet", f"{folder(P1, 'run-4')}/part-0.parquet"])
+    # The deleted folders' footer indexes and DQ statistics go with them; the kept folders' stay.
+    staging = {uri.split("/")[-2] for uri in lake.list_keys(STAGING + "/")}
+    assert staging == {"run_id=run-3", "run_id=run-4"}
+
+
+def test_vacuum__dry_run_deletes_nothing_and_plans_the_same(lake, glue, spec):
+    before = lake.list_keys(CURATED + "/") + lake.list_keys(STAGING + "/")
+    dry = vacuum(lake, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=7, minimum_days=1, dry_run=True)
+    assert lake.list_keys(CURATED + "/") + lake.list_keys(STAGING + "/") == before
+    assert [f.uri for f in dry.delete] == [folder(P1, "run-1"), folder(P1, "run-2"), folder(P2, "run-5")]
+
+
+def test_vacuum__a_longer_keep_keeps_more(lake, glue, spec):
+    plan = vacuum(lake, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=25, minimum_days=1, dry_run=True)
+    assert [f.uri for f in plan.delete] == [folder(P1, "run-1"), folder(P2, "run-5")]
+
+
+def test_vacuum__a_folder_is_as_young_as_its_newest_object(tmp_path, spec):
+    storage = LocalStorage(tmp_path)
+    land(storage, f"{folder(P1, 'run-1')}/part-0.parquet", 30)
+    land(storage, f"{folder(P1, 'run-1')}/part-1.parquet", 2)  # still being written to two days ago
+    plan = plan_vacuum(run_folders(storage, CURATED, spec), set(), NOW, keep_days=7, minimum_days=1)
+    assert (plan.delete, [f.uri for f in plan.recent]) == ([], [folder(P1, "run-1")])
+
+
+def test_vacuum__keep_shorter_than_the_longest_execution_is_refused(lake, glue, spec):
+    assert (min_keep_days(240), min_keep_days(2880), min_keep_days(2881)) == (1, 2, 3)
+    with pytest.raises(LakeError, match=r"--keep-days 2: keep at least 3 day"):
+        vacuum(lake, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=2, minimum_days=min_keep_days(2881))
+    assert len(lake.list_keys(CURATED + "/")) == 8  # nothing deleted
+
+
+def test_vacuum__without_a_curated_table_names_it(tmp_path, spec):
+    with mock_aws():
+        glue = boto3.client("glue", region_name="us-east-1")
+        glue.create_database(DatabaseInput={"Name": DATABASE})
+        with pytest.raises(LakeError, match=rf"table {DATABASE}.orders does not exist"):
+            vacuum(LocalStorage(tmp_path), glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=7, minimum_days=1)
+
+
+def test_s3_storage__lists_sizes_and_times_and_deletes_in_a_versioned_bucket():
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="curated-bucket")
+        s3.put_bucket_versioning(Bucket="curated-bucket", VersioningConfiguration={"Status": "Enabled"})
+        storage = S3Storage(s3)
+        uris = [f"s3://curated-bucket/orders/k={n}/part.parquet" for n in range(3)]
+        for n, uri in enumerate(uris):
+            s3.put_object(Bucket="curated-bucket", Key=uri.split("/", 3)[3], Body=b"x" * (n + 1))
+        listed = storage.list_objects("s3://curated-bucket/orders/")
+        assert [(o.uri, o.size) for o in listed] == [(u, n + 1) for n, u in enumerate(uris)]
+        assert all(o.modified.tzinfo is not None for o in listed)
+
+        storage.delete(uris[:2])
+        assert storage.list_keys("s3://curated-bucket/orders/") == uris[2:]
+        versions = s3.list_object_versions(Bucket="curated-bucket", Prefix="orders/")
+        assert len(versions["Versions"]) == 3  # the deleted objects' data stays, as noncurrent versions
+
+
+def test_cli_vacuum__local_lake_dry_run_then_delete(tmp_path, glue):
+    import argparse
+
+    from rich.console import Console
+
+    from lake.cli import cmd_vacuum
+    from lake.context import LakeContext, StackResources
+
+    storage = LocalStorage(tmp_path / "lake")
+    old = datetime.now(UTC) - timedelta(days=10)
+    for run in ("run-1", "run-2"):
+        uri = land(storage, f"{folder(P1, run)}/part-0.parquet", 0)
+        os.utime(storage.local_path(uri), (old.timestamp(), old.timestamp()))
+    publish(glue, P1, "run-2")
+    resources = StackResources("arn:machine", ("orders",), DATABASE, "staging-bucket", "raw-bucket", "curated-bucket",
+                               "workgroup")  # fmt: skip
+    ctx = LakeContext(resources, lambda service: glue, local_root=tmp_path)
+
+    def run(*flags: str) -> str:
+        console = Console(record=True, width=200)
+        args = argparse.Namespace(dataset="orders", keep_days=7.0, dry_run="--dry-run" in flags, stage=None)
+        assert cmd_vacuum(ctx, args, console) == 0
+        return console.export_text()
+
+    assert f"would delete {P1}/run_id=run-1 (1 objects" in run("--dry-run")
+    assert len(storage.list_keys(CURATED + "/")) == 2
+    printed = run()
+    assert "orders: deleted 1 run folders" in printed and "kept 1 published and 0 younger than 7 days" in printed
+    assert storage.list_keys(CURATED + "/") == [f"{folder(P1, 'run-2')}/part-0.parquet"]
