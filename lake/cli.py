@@ -9,7 +9,7 @@
     lake redrive EXECUTION                      resume a failed execution from its failed state (AWS)
     lake query SQL                              Athena in AWS, DuckDB over the local lake
     lake lineage DATASET                        OpenLineage events of the dataset's runs
-    lake vacuum DATASET [--keep-days 7]         delete run folders no partition publishes [--dry-run]
+    lake vacuum DATASET [--keep-days N]         delete run folders no partition publishes [--dry-run]
 
 Operator commands target the deployed stack of `--stage` (AWS credentials from the usual chain), or the
 local cloud started by `lake up` with `--local`.
@@ -63,9 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     lineage.add_argument("dataset")
     vacuum = commands.add_parser("vacuum", help="delete the curated run folders no partition publishes")
     vacuum.add_argument("dataset")
-    vacuum.add_argument("--keep-days", type=float, default=7.0,
-                        help="keep unpublished folders younger than this (default 7; at least the stage's longest "
-                             "execution)")  # fmt: skip
+    vacuum.add_argument("--keep-days", type=float, default=None,
+                        help="keep unpublished folders younger than this; default and minimum: the 14-day redrive "
+                             "window plus the stage's longest execution (15 days with a 240 min timeout)")  # fmt: skip
     vacuum.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     return parser
 
@@ -227,15 +227,16 @@ def cmd_vacuum(ctx, args, console: Console) -> int:
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     stage = load_stage(context, REPO_ROOT / "datasets", args.stage or ("local" if ctx.is_local else None))
     spec = load_datasets(REPO_ROOT / "datasets", [args.dataset])[0]
+    minimum = min_keep_days(stage.execution_timeout_minutes)
+    keep_days = minimum if args.keep_days is None else args.keep_days
     plan = vacuum(_storage(ctx), ctx.client("glue"), ctx.resources.curated_database, spec,
                   f"s3://{ctx.resources.curated_bucket}", f"s3://{ctx.resources.staging_bucket}",
-                  datetime.now(UTC), args.keep_days, min_keep_days(stage.execution_timeout_minutes),
-                  dry_run=args.dry_run)  # fmt: skip
+                  datetime.now(UTC), keep_days, minimum, dry_run=args.dry_run)  # fmt: skip
     verb = "would delete" if args.dry_run else "deleted"
     for folder in plan.delete:
         console.print(f"{verb} {folder_name(folder)} ({len(folder.objects)} objects, {folder.size / 2**20:.1f} MiB, "
                       f"last written {folder.newest:%Y-%m-%d %H:%M} UTC)")  # fmt: skip
-    kept = f"kept {len(plan.published)} published and {len(plan.recent)} younger than {args.keep_days:g} days"
+    kept = f"kept {len(plan.published)} published and {len(plan.recent)} younger than {keep_days:g} days"
     console.print(f"{args.dataset}: {verb} {len(plan.delete)} run folders ({plan.bytes_freed / 2**20:.1f} MiB); {kept}")
     return 0
 

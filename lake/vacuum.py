@@ -4,9 +4,9 @@ Every execution writes a new run folder per partition, and a batch copies the pu
 into it (etl/snapshot.py), so a partition fed 24 times a day is stored about 12 times over by evening. Readers
 only see the folder its catalog partition points at; the other folders are superseded snapshots (kept a while
 for rollback, and for queries planned against them), candidates that failed data quality (kept for
-investigation), or the candidate of an execution still running. A folder is deleted when no partition of the
-table points at it and its newest object is older than `keep_days`; a folder that is not a run folder of the
-dataset's layout is never touched.
+investigation), or the candidate of an execution still running or that may be redriven. A folder is deleted when
+no partition of the table points at it and its newest object is older than `keep_days` (at least
+`min_keep_days`); a folder that is not a run folder of the dataset's layout is never touched.
 
 The curated bucket is versioned, so a deleted object stays restorable as a noncurrent version until the bucket's
 lifecycle rule expires it (30 days). A deleted folder's footer index and DQ statistics (staging) go with it.
@@ -79,18 +79,25 @@ def run_folders(storage: Storage, curated_uri: str, spec: DatasetSpec) -> list[R
             for (partition, run), objects in sorted(grouped.items())]  # fmt: skip
 
 
+# Step Functions redrives a failed execution up to 14 days after it ended
+# (https://docs.aws.amazon.com/step-functions/latest/apireference/API_RedriveExecution.html).
+REDRIVE_WINDOW_DAYS = 14
+
+
 def min_keep_days(execution_timeout_minutes: int) -> int:
-    """The shortest keep an execution can live with: it may read the folder it merges onto until it ends, and its
-    own candidate is published only at its end; so no folder younger than the longest execution is deleted."""
-    return max(1, math.ceil(execution_timeout_minutes / (24 * 60)))
+    """The shortest keep the pipeline can live with. An execution reads the folder it merges onto until it ends and
+    publishes its own candidate only at its end, and a failed one can be redriven for 14 days and then run again for
+    up to its timeout: a redrive that resumes at the publish would point the partition at a deleted folder."""
+    return REDRIVE_WINDOW_DAYS + max(1, math.ceil(execution_timeout_minutes / (24 * 60)))
 
 
 def plan_vacuum(folders: list[RunFolder], published: set[str], now: datetime, keep_days: float,
                 minimum_days: int) -> VacuumPlan:  # fmt: skip
     if keep_days < minimum_days:
-        raise LakeError(f"--keep-days {keep_days:g}: keep at least {minimum_days} day(s), the stage's longest "
-                        f"execution (execution_timeout_minutes): an execution still running may read a folder "
-                        f"superseded since it started, or not have published its own yet")  # fmt: skip
+        raise LakeError(f"--keep-days {keep_days:g}: keep at least {minimum_days} days, the redrive window (14 days) "
+                        f"plus the stage's longest execution (execution_timeout_minutes): an execution running or "
+                        f"redriven may still read a folder superseded since it started, or not have published its "
+                        f"own yet")  # fmt: skip
     plan = VacuumPlan()
     cutoff = now - timedelta(days=keep_days)
     for folder in folders:

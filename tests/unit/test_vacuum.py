@@ -107,9 +107,10 @@ def test_vacuum__a_folder_is_as_young_as_its_newest_object(tmp_path, spec):
 
 
 def test_vacuum__keep_shorter_than_the_longest_execution_is_refused(lake, glue, spec):
-    assert (min_keep_days(240), min_keep_days(2880), min_keep_days(2881)) == (1, 2, 3)
-    with pytest.raises(LakeError, match=r"--keep-days 2: keep at least 3 day"):
-        vacuum(lake, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=2, minimum_days=min_keep_days(2881))
+    # the 14-day redrive window plus the longest execution, in whole days
+    assert (min_keep_days(240), min_keep_days(2880), min_keep_days(2881)) == (15, 16, 17)
+    with pytest.raises(LakeError, match=r"--keep-days 16: keep at least 17 days, the redrive window"):
+        vacuum(lake, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=16, minimum_days=min_keep_days(2881))
     assert len(lake.list_keys(CURATED + "/")) == 8  # nothing deleted
 
 
@@ -149,7 +150,7 @@ def test_cli_vacuum__local_lake_dry_run_then_delete(tmp_path, glue):
     from lake.context import LakeContext, StackResources
 
     storage = LocalStorage(tmp_path / "lake")
-    old = datetime.now(UTC) - timedelta(days=10)
+    old = datetime.now(UTC) - timedelta(days=16)  # the local stage's timeout: the minimum keep is 15 days
     for run in ("run-1", "run-2"):
         uri = land(storage, f"{folder(P1, run)}/part-0.parquet", 0)
         os.utime(storage.local_path(uri), (old.timestamp(), old.timestamp()))
@@ -160,12 +161,12 @@ def test_cli_vacuum__local_lake_dry_run_then_delete(tmp_path, glue):
 
     def run(*flags: str) -> str:
         console = Console(record=True, width=200)
-        args = argparse.Namespace(dataset="orders", keep_days=7.0, dry_run="--dry-run" in flags, stage=None)
+        args = argparse.Namespace(dataset="orders", keep_days=None, dry_run="--dry-run" in flags, stage=None)
         assert cmd_vacuum(ctx, args, console) == 0
         return console.export_text()
 
     assert f"would delete {P1}/run_id=run-1 (1 objects" in run("--dry-run")
     assert len(storage.list_keys(CURATED + "/")) == 2
     printed = run()
-    assert "orders: deleted 1 run folders" in printed and "kept 1 published and 0 younger than 7 days" in printed
+    assert "orders: deleted 1 run folders" in printed and "kept 1 published and 0 younger than 15 days" in printed
     assert storage.list_keys(CURATED + "/") == [f"{folder(P1, 'run-2')}/part-0.parquet"]
