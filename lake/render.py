@@ -92,6 +92,11 @@ def print_etl_outcome(console: Console, metrics: dict) -> None:
     console.print(f"  rows: {metrics.get('input_rows', 0)} read, {metrics.get('output_rows', 0)} written, "
                   f"{metrics.get('rejected_rows', 0)} rejected, {metrics.get('duplicates_removed', 0)} duplicates "
                   f"removed")  # fmt: skip
+    stages = metrics.get("stage_seconds") or {}
+    if stages:  # slowest first; stages under 0.1 s are left out
+        shown = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in
+                          sorted(stages.items(), key=lambda item: -item[1]) if seconds >= 0.1)  # fmt: skip
+        console.print(f"  ETL time by stage: {sum(stages.values()):.1f} s ({shown or 'each under 0.1 s'})")
     quarantined = metrics.get("quarantined_objects") or []
     if quarantined:
         table = Table(title=f"quarantined objects ({len(quarantined)}, not processed)", title_justify="left")

@@ -101,6 +101,7 @@ def test_print_etl_outcome__lists_quarantined_objects_with_reasons():
     })  # fmt: skip
     text = console.export_text()
     assert "40 read, 39 written, 1 rejected, 0 duplicates removed" in text
+    assert "ETL time" not in text  # metrics written before stage times were recorded
     assert "quarantined objects (1, not processed)" in text
     assert "corrupt.csv.gz" in text and "not a valid gzip file" in text
 
@@ -114,3 +115,10 @@ def test_last_state_output__ignores_map_iterations():
     events = [exited('{"raw_crawl": {"note": "ok"}}'), {"type": "MapIterationStarted"}, exited('{"item": 1}'),
               {"type": "MapIterationSucceeded"}]  # fmt: skip
     assert last_state_output(events) == {"raw_crawl": {"note": "ok"}}
+
+
+def test_print_etl_outcome__stage_times_slowest_first():
+    console = Console(record=True, width=200)
+    render.print_etl_outcome(console, {"input_rows": 4, "output_rows": 4, "stage_seconds": {
+        "plan_sources": 0.21, "parse_and_count": 3.04, "merge": 3.54, "copy_untouched": 0.01}})
+    assert "ETL time by stage: 6.8 s (merge 3.5 s, parse_and_count 3.0 s, plan_sources 0.2 s)" in console.export_text()
