@@ -264,15 +264,14 @@ def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snaps
             tf.write_empty(spark, tf.curated_schema(spec), storage.spark_path(output), "parquet")
     rewritten = sum(s.rewritten_rows for s in snapshots.values())
     curated = tf.add_provenance(rows, spec)
-    # Each part skips the other's rows cheaply: the cached batch's in-memory column batches and the published
-    # files' Parquet row groups both keep min/max statistics of `lake_run_id`, which the filter is checked against.
-    # The cache's check knows `<` and `>` but not `!=` (the carried part scanned every cached row: 0.7 s of 2.4 s).
+    # Each part skips the other's rows cheaply: the batch's `lake_run_id` is a constant stamped after the cache, so
+    # the filter folds to true or false on that side (the carried part used to scan every cached row: 0.7 s of
+    # 2.4 s), and the published files' Parquet row groups keep min/max statistics the filter is checked against.
     parts = []
     if batch_rows or len(partitions) == 1:  # a single folder is always replaced (empty when nothing is new)
         parts.append((curated.where(F.col(tf.RUN_ID) == run_id), tf.file_count(batch_rows)))
     if rewritten:
-        others = (F.col(tf.RUN_ID) < run_id) | (F.col(tf.RUN_ID) > run_id)  # lake_run_id is never null
-        parts.append((curated.where(others), tf.file_count(rewritten)))
+        parts.append((curated.where(F.col(tf.RUN_ID) != run_id), tf.file_count(rewritten)))
     if parts:
         tf.write_curated(parts, storage, args["curated_uri"], spec, run_id, partitions)
 
