@@ -70,14 +70,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stage_config(stage: str | None):
+    """The stage's validated configuration from cdk.json (`stage` None: its `stage` context)."""
+    from workflows.config import load_stage
+
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    return load_stage(context, REPO_ROOT / "datasets", stage)
+
+
 def _context(args: argparse.Namespace):
     from lake.context import aws_context, local_context
-    from workflows.config import load_stage
 
     if args.local:
         return local_context((args.root or DEFAULT_LOCAL_ROOT).resolve())
-    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-    config = load_stage(context, REPO_ROOT / "datasets", args.stage)
+    config = _stage_config(args.stage)
     if config.name == "local":
         raise LakeError("stage 'local' only runs offline: add --local (with `lake up` running) or pick a stage")
     datasets = tuple(d.name for d in config.datasets)
@@ -175,11 +181,9 @@ def cmd_query(ctx, args, console: Console) -> int:
 def cmd_lineage(ctx, args, console: Console) -> int:
     from etl.storage import read_json
     from lake import render
+    from lake.ops import require_known_dataset
 
-    if args.dataset not in ctx.resources.datasets:
-        from lake.errors import UnknownDataset
-
-        raise UnknownDataset(f"unknown dataset {args.dataset!r}; configured: {', '.join(ctx.resources.datasets)}")
+    require_known_dataset(args.dataset, ctx.resources.datasets)
     storage = _storage(ctx)
     rows = []
     for uri in storage.list_keys(f"s3://{ctx.resources.staging_bucket}/lineage/{args.dataset}/"):
@@ -194,10 +198,9 @@ def cmd_lineage(ctx, args, console: Console) -> int:
 def cmd_put(ctx, args, console: Console) -> int:
     if not args.file.is_file():
         raise LakeError(f"{args.file}: no such file")
-    if args.dataset not in ctx.resources.datasets:
-        from lake.errors import UnknownDataset
+    from lake.ops import require_known_dataset
 
-        raise UnknownDataset(f"unknown dataset {args.dataset!r}; configured: {', '.join(ctx.resources.datasets)}")
+    require_known_dataset(args.dataset, ctx.resources.datasets)
     from etl.spec import load_datasets
     from lake.ops import raw_object_key
 
@@ -217,15 +220,11 @@ def cmd_vacuum(ctx, args, console: Console) -> int:
     from datetime import UTC, datetime
 
     from etl.spec import load_datasets
+    from lake.ops import require_known_dataset
     from lake.vacuum import folder_name, min_keep_days, vacuum
-    from workflows.config import load_stage
 
-    if args.dataset not in ctx.resources.datasets:
-        from lake.errors import UnknownDataset
-
-        raise UnknownDataset(f"unknown dataset {args.dataset!r}; configured: {', '.join(ctx.resources.datasets)}")
-    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-    stage = load_stage(context, REPO_ROOT / "datasets", args.stage or ("local" if ctx.is_local else None))
+    require_known_dataset(args.dataset, ctx.resources.datasets)
+    stage = _stage_config(args.stage or ("local" if ctx.is_local else None))
     spec = load_datasets(REPO_ROOT / "datasets", [args.dataset])[0]
     minimum = min_keep_days(stage.execution_timeout_minutes)
     keep_days = minimum if args.keep_days is None else args.keep_days

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +54,11 @@ def raw_object_key(
     return f"{dataset}/{partition}/{filename}"
 
 
+def require_known_dataset(dataset: str, known_datasets: Sequence[str]) -> None:
+    if dataset not in known_datasets:
+        raise UnknownDataset(f"unknown dataset {dataset!r}; configured: {', '.join(known_datasets)}")
+
+
 def rerun(
     sfn: Any,
     state_machine_arn: str,
@@ -68,8 +74,7 @@ def rerun(
     `raw_partition_exists(dataset, partition) -> bool` lets the caller check the raw zone first, so a
     typo fails here instead of in the ETL job.
     """
-    if dataset not in known_datasets:
-        raise UnknownDataset(f"unknown dataset {dataset!r}; configured: {', '.join(known_datasets)}")
+    require_known_dataset(dataset, known_datasets)
     partitions = validate_partitions(partitions)
     if raw_partition_exists is not None:
         missing = [p for p in partitions if not raw_partition_exists(dataset, p)]

@@ -24,6 +24,7 @@ from typing import Any
 from etl.snapshot import footer_index_uri
 from etl.spec import DatasetSpec
 from etl.storage import Storage, StoredObject, join_uri
+from etl.transforms import RUN_FOLDER
 from lake.errors import LakeError
 from quality.job import stats_uri
 
@@ -70,7 +71,7 @@ def run_folders(storage: Storage, curated_uri: str, spec: DatasetSpec) -> list[R
     """The dataset's run folders (`<key>=<value>/run_id=<execution>/`) with their objects; anything else under the
     dataset's prefix is left out."""
     prefix = join_uri(curated_uri, spec.name) + "/"
-    layout = re.compile(rf"^({re.escape(spec.partition_key)}=[^/]+)/(run_id=[^/]+)/")
+    layout = re.compile(rf"^({re.escape(spec.partition_key)}=[^/]+)/({RUN_FOLDER}=[^/]+)/")
     grouped: dict[tuple[str, str], list[StoredObject]] = {}
     for stored in storage.list_objects(prefix):
         if match := layout.match(stored.uri[len(prefix) :]):
@@ -94,10 +95,10 @@ def min_keep_days(execution_timeout_minutes: int) -> int:
 def plan_vacuum(folders: list[RunFolder], published: set[str], now: datetime, keep_days: float,
                 minimum_days: int) -> VacuumPlan:  # fmt: skip
     if keep_days < minimum_days:
-        raise LakeError(f"--keep-days {keep_days:g}: keep at least {minimum_days} days, the redrive window (14 days) "
-                        f"plus the stage's longest execution (execution_timeout_minutes): an execution running or "
-                        f"redriven may still read a folder superseded since it started, or not have published its "
-                        f"own yet")  # fmt: skip
+        raise LakeError(f"--keep-days {keep_days:g}: keep at least {minimum_days} days, the redrive window "
+                        f"({REDRIVE_WINDOW_DAYS} days) plus the stage's longest execution (execution_timeout_minutes): "
+                        f"an execution running or redriven may still read a folder superseded since it started, or "
+                        f"not have published its own yet")  # fmt: skip
     plan = VacuumPlan()
     cutoff = now - timedelta(days=keep_days)
     for folder in folders:
@@ -123,7 +124,7 @@ def vacuum(storage: Storage, glue: Any, database: str, spec: DatasetSpec, curate
         storage.delete([o.uri for o in folder.objects])
         staging = [footer_index_uri(staging_uri, spec, folder.partition, folder.uri),
                    stats_uri(staging_uri, spec.name, folder.partition, folder.uri)]  # fmt: skip
-        storage.delete([uri for uri in staging if storage.exists(uri)])
+        storage.delete(staging)  # either may be missing (a folder never indexed or judged)
     return plan
 
 
