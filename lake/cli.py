@@ -235,7 +235,8 @@ def cmd_vacuum(ctx, args, console: Console) -> int:
     for folder in plan.delete:
         console.print(f"{verb} {folder_name(folder)} ({len(folder.objects)} objects, {folder.size / 2**20:.1f} MiB, "
                       f"last written {folder.newest:%Y-%m-%d %H:%M} UTC)")  # fmt: skip
-    kept = f"kept {len(plan.published)} published and {len(plan.recent)} younger than {keep_days:g} days"
+    kept = (f"kept {len(plan.published)} published, {len(plan.recent)} younger than {keep_days:g} days and "
+            f"{len(plan.merge_bases)} that an execution of the last {keep_days:g} days merges onto")
     console.print(f"{args.dataset}: {verb} {len(plan.delete)} run folders ({plan.bytes_freed / 2**20:.1f} MiB); {kept}")
     return 0
 

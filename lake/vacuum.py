@@ -5,8 +5,10 @@ into it (etl/snapshot.py), so a partition fed 24 times a day is stored about 12 
 only see the folder its catalog partition points at; the other folders are superseded snapshots (kept a while
 for rollback, and for queries planned against them), candidates that failed data quality (kept for
 investigation), or the candidate of an execution still running or that may be redriven. A folder is deleted when
-no partition of the table points at it and its newest object is older than `keep_days` (at least
-`min_keep_days`); a folder that is not a run folder of the dataset's layout is never touched.
+no partition of the table points at it, its newest object is older than `keep_days` (at least `min_keep_days`),
+and no execution started within `keep_days` merges onto it (its batch manifest names the folder as the partition's
+published snapshot: a folder written long ago may have been superseded only yesterday, while an execution that
+read it can still be redriven); a folder that is not a run folder of the dataset's layout is never touched.
 
 The curated bucket is versioned, so a deleted object stays restorable as a noncurrent version until the bucket's
 lifecycle rule expires it (30 days). A deleted folder's footer index and DQ statistics (staging) go with it.
@@ -14,8 +16,10 @@ lifecycle rule expires it (30 days). A deleted folder's footer index and DQ stat
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -49,6 +53,7 @@ class VacuumPlan:
     delete: list[RunFolder] = field(default_factory=list)
     published: list[RunFolder] = field(default_factory=list)
     recent: list[RunFolder] = field(default_factory=list)  # not published, but younger than keep_days
+    merge_bases: list[RunFolder] = field(default_factory=list)  # old, but a recent execution merges onto it
 
     @property
     def bytes_freed(self) -> int:
@@ -92,8 +97,25 @@ def min_keep_days(execution_timeout_minutes: int) -> int:
     return REDRIVE_WINDOW_DAYS + max(1, math.ceil(execution_timeout_minutes / (24 * 60)))
 
 
+def merge_bases(storage: Storage, staging_uri: str, spec: DatasetSpec, since: datetime) -> set[str]:
+    """The published snapshots (folder URIs, without the trailing slash) that the executions started after `since`
+    merge onto, from their batch manifests (`manifests/<dataset>/<execution>.json`, written at the start; see
+    etl/batch.py). An unreadable manifest fails the vacuum naming it rather than risk deleting what it names."""
+    bases: set[str] = set()
+    for manifest in storage.list_objects(join_uri(staging_uri, "manifests", spec.name) + "/"):
+        if manifest.modified <= since:
+            continue
+        try:
+            entries = json.loads(storage.read_text(manifest.uri)).get("published") or []
+            bases.update(e["location"].rstrip("/") for e in entries if e.get("location"))
+        except (ValueError, AttributeError, TypeError) as error:
+            raise LakeError(f"batch manifest {manifest.uri} is not readable ({error}): cannot tell which folder its "
+                            f"execution merges onto, so nothing was deleted; fix or remove it") from error
+    return bases
+
+
 def plan_vacuum(folders: list[RunFolder], published: set[str], now: datetime, keep_days: float,
-                minimum_days: int) -> VacuumPlan:  # fmt: skip
+                minimum_days: int, bases: Collection[str] = ()) -> VacuumPlan:  # fmt: skip
     if keep_days < minimum_days:
         raise LakeError(f"--keep-days {keep_days:g}: keep at least {minimum_days} days, the redrive window "
                         f"({REDRIVE_WINDOW_DAYS} days) plus the stage's longest execution (execution_timeout_minutes): "
@@ -106,6 +128,8 @@ def plan_vacuum(folders: list[RunFolder], published: set[str], now: datetime, ke
             plan.published.append(folder)
         elif folder.newest > cutoff:
             plan.recent.append(folder)
+        elif folder.uri.rstrip("/") in bases:
+            plan.merge_bases.append(folder)
         else:
             plan.delete.append(folder)
     return plan
@@ -115,9 +139,10 @@ def vacuum(storage: Storage, glue: Any, database: str, spec: DatasetSpec, curate
            now: datetime, keep_days: float, minimum_days: int, dry_run: bool = False) -> VacuumPlan:  # fmt: skip
     """Plan, and unless `dry_run` delete, the dataset's run folders no partition publishes. The pipeline only
     ever publishes a folder its own execution just wrote, so a folder older than `minimum_days` that no partition
-    points at now never will."""
+    points at now never will; and only an execution that started within the keep can still read one."""
     published = published_locations(glue, database, spec.curated_table)
-    plan = plan_vacuum(run_folders(storage, curated_uri, spec), published, now, keep_days, minimum_days)
+    bases = merge_bases(storage, staging_uri, spec, now - timedelta(days=keep_days))
+    plan = plan_vacuum(run_folders(storage, curated_uri, spec), published, now, keep_days, minimum_days, bases)
     if dry_run:
         return plan
     for folder in plan.delete:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -43,8 +44,8 @@ def publish(glue, partition: str, run: str) -> None:
         "StorageDescriptor": {"Location": f"{CURATED}/orders/{partition}/run_id={run}/"}})  # fmt: skip
 
 
-def land(storage: LocalStorage, uri: str, age_days: float) -> str:
-    storage.write_text(uri, "x" * 10)
+def land(storage: LocalStorage, uri: str, age_days: float, body: str = "x" * 10) -> str:
+    storage.write_text(uri, body)
     stamp = (NOW - timedelta(days=age_days)).timestamp()
     os.utime(storage.local_path(uri), (stamp, stamp))
     return uri
@@ -96,6 +97,37 @@ def test_vacuum__dry_run_deletes_nothing_and_plans_the_same(lake, glue, spec):
 def test_vacuum__a_longer_keep_keeps_more(lake, glue, spec):
     plan = vacuum(lake, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=25, minimum_days=1, dry_run=True)
     assert [f.uri for f in plan.delete] == [folder(P1, "run-1"), folder(P2, "run-5")]
+
+
+def manifest(storage: LocalStorage, execution: str, age_days: float, published: dict[str, str] | str) -> None:
+    """An execution's batch manifest (etl/batch.py), written when it started `age_days` ago."""
+    body = published if isinstance(published, str) else json.dumps(
+        {"objects": [], "published": [{"partition": p, "location": loc} for p, loc in published.items()]})
+    land(storage, f"{STAGING}/manifests/orders/{execution}.json", age_days, body)
+
+
+def test_vacuum__keeps_an_old_folder_a_recent_execution_merges_onto(lake, glue, spec):
+    """run-2 was written 20 days ago and superseded since; an execution started two days ago merged onto it (it may
+    have failed and be redriven at its ETL, which reads run-2 again). run-1 is named only by an execution that started
+    before the keep, and run-5's manifest names another dataset's folder of the same name layout: neither is kept."""
+    manifest(lake, "exec-recent", 2, {P1: folder(P1, "run-2") + "/", P2: ""})
+    manifest(lake, "exec-old", 10, {P1: folder(P1, "run-1") + "/"})
+    manifest(lake, "exec-other", 1, {P2: f"{CURATED}/customers/{P2}/run_id=run-5/"})
+
+    plan = vacuum(lake, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=7, minimum_days=1)
+
+    assert [f.uri for f in plan.merge_bases] == [folder(P1, "run-2")]
+    assert [f.uri for f in plan.delete] == [folder(P1, "run-1"), folder(P2, "run-5")]
+    assert f"{folder(P1, 'run-2')}/part-0.parquet" in lake.list_keys(CURATED + "/")
+
+
+def test_vacuum__an_unreadable_recent_manifest_stops_it_naming_the_manifest(lake, glue, spec):
+    manifest(lake, "exec-broken", 1, '{"objects": [], "published": [')
+    before = lake.list_keys(CURATED + "/")
+    with pytest.raises(LakeError, match=r"batch manifest s3://staging-bucket/manifests/orders/exec-broken.json is "
+                                        r"not readable .*nothing was deleted"):
+        vacuum(lake, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=7, minimum_days=1)
+    assert lake.list_keys(CURATED + "/") == before
 
 
 def test_vacuum__a_folder_is_as_young_as_its_newest_object(tmp_path, spec):
@@ -168,5 +200,6 @@ def test_cli_vacuum__local_lake_dry_run_then_delete(tmp_path, glue):
     assert f"would delete {P1}/run_id=run-1 (1 objects" in run("--dry-run")
     assert len(storage.list_keys(CURATED + "/")) == 2
     printed = run()
-    assert "orders: deleted 1 run folders" in printed and "kept 1 published and 0 younger than 15 days" in printed
+    assert "orders: deleted 1 run folders" in printed
+    assert "kept 1 published, 0 younger than 15 days and 0 that an execution of the last 15 days merges onto" in printed
     assert storage.list_keys(CURATED + "/") == [f"{folder(P1, 'run-2')}/part-0.parquet"]
