@@ -1,4 +1,5 @@
-"""`lake vacuum`: delete the curated run folders that no catalog partition points at any more.
+"""Vacuum: delete the curated run folders that no catalog partition points at any more (`lake vacuum`, and the
+scheduled vacuum job, etl/vacuum_job.py).
 
 Every execution writes a new run folder per partition, and a batch copies the published files it does not touch
 into it (etl/snapshot.py), so a partition fed 24 times a day is stored about 12 times over by evening. Readers
@@ -29,8 +30,11 @@ from etl.snapshot import footer_index_uri
 from etl.spec import DatasetSpec
 from etl.storage import Storage, StoredObject, join_uri
 from etl.transforms import RUN_FOLDER
-from lake.errors import LakeError
 from quality.job import stats_uri
+
+
+class VacuumError(ValueError):
+    """A vacuum that deleted nothing, and why."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,8 @@ def published_locations(glue: Any, database: str, table: str) -> set[str]:
         for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table):
             locations.update(p["StorageDescriptor"]["Location"].rstrip("/") for p in page["Partitions"])
     except glue.exceptions.EntityNotFoundException as error:
-        raise LakeError(f"table {database}.{table} does not exist: nothing was ever published, nothing to vacuum "
-                        f"(deploy, or run the dataset once)") from error  # fmt: skip
+        raise VacuumError(f"table {database}.{table} does not exist: nothing was ever published, nothing to "
+                          f"vacuum (deploy, or run the dataset once)") from error  # fmt: skip
     return locations
 
 
@@ -109,18 +113,18 @@ def merge_bases(storage: Storage, staging_uri: str, spec: DatasetSpec, since: da
             entries = json.loads(storage.read_text(manifest.uri)).get("published") or []
             bases.update(e["location"].rstrip("/") for e in entries if e.get("location"))
         except (ValueError, AttributeError, TypeError) as error:
-            raise LakeError(f"batch manifest {manifest.uri} is not readable ({error}): cannot tell which folder its "
-                            f"execution merges onto, so nothing was deleted; fix or remove it") from error
+            raise VacuumError(f"batch manifest {manifest.uri} is not readable ({error}): cannot tell which folder "
+                              f"its execution merges onto, so nothing was deleted; fix or remove it") from error
     return bases
 
 
 def plan_vacuum(folders: list[RunFolder], published: set[str], now: datetime, keep_days: float,
                 minimum_days: int, bases: Collection[str] = ()) -> VacuumPlan:  # fmt: skip
     if keep_days < minimum_days:
-        raise LakeError(f"--keep-days {keep_days:g}: keep at least {minimum_days} days, the redrive window "
-                        f"({REDRIVE_WINDOW_DAYS} days) plus the stage's longest execution (execution_timeout_minutes): "
-                        f"an execution running or redriven may still read a folder superseded since it started, or "
-                        f"not have published its own yet")  # fmt: skip
+        raise VacuumError(f"keep of {keep_days:g} days: keep at least {minimum_days} days, the redrive window "
+                          f"({REDRIVE_WINDOW_DAYS} days) plus the stage's longest execution "
+                          f"(execution_timeout_minutes): an execution running or redriven may still read a folder "
+                          f"superseded since it started, or not have published its own yet")  # fmt: skip
     plan = VacuumPlan()
     cutoff = now - timedelta(days=keep_days)
     for folder in folders:

@@ -220,17 +220,20 @@ def cmd_vacuum(ctx, args, console: Console) -> int:
     from datetime import UTC, datetime
 
     from etl.spec import load_datasets
+    from etl.vacuum import VacuumError, folder_name, min_keep_days, vacuum
     from lake.ops import require_known_dataset
-    from lake.vacuum import folder_name, min_keep_days, vacuum
 
     require_known_dataset(args.dataset, ctx.resources.datasets)
     stage = _stage_config(args.stage or ("local" if ctx.is_local else None))
     spec = load_datasets(REPO_ROOT / "datasets", [args.dataset])[0]
     minimum = min_keep_days(stage.execution_timeout_minutes)
     keep_days = minimum if args.keep_days is None else args.keep_days
-    plan = vacuum(_storage(ctx), ctx.client("glue"), ctx.resources.curated_database, spec,
-                  f"s3://{ctx.resources.curated_bucket}", f"s3://{ctx.resources.staging_bucket}",
-                  datetime.now(UTC), keep_days, minimum, dry_run=args.dry_run)  # fmt: skip
+    try:
+        plan = vacuum(_storage(ctx), ctx.client("glue"), ctx.resources.curated_database, spec,
+                      f"s3://{ctx.resources.curated_bucket}", f"s3://{ctx.resources.staging_bucket}",
+                      datetime.now(UTC), keep_days, minimum, dry_run=args.dry_run)  # fmt: skip
+    except VacuumError as error:
+        raise LakeError(str(error)) from error
     verb = "would delete" if args.dry_run else "deleted"
     for folder in plan.delete:
         console.print(f"{verb} {folder_name(folder)} ({len(folder.objects)} objects, {folder.size / 2**20:.1f} MiB, "

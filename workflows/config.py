@@ -42,6 +42,12 @@ class ConfigError(ValueError):
         super().__init__(f"cdk.json context {key}: {problem}")
 
 
+# Glue trigger schedules are cron expressions in UTC (AWS Glue Developer Guide, "Time-based schedules for jobs and
+# crawlers"): six fields. Daily at 03:30 UTC, when few batches land in most time zones.
+DEFAULT_VACUUM_SCHEDULE = "cron(30 3 * * ? *)"
+CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
+
+
 @dataclass(frozen=True)
 class StageConfig:
     """Everything that differs between stages. Defaults are the values a dev stage should use."""
@@ -68,6 +74,7 @@ class StageConfig:
     athena_bytes_scanned_cutoff_mb: int = 10_240
     log_retention_days: int = 90
     lineage_url: str | None = None
+    vacuum_schedule: str | None = DEFAULT_VACUUM_SCHEDULE
 
     @property
     def database_prefix(self) -> str:
@@ -122,7 +129,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
 }
 _KNOWN_KEYS = {
     "account", "region", "removal_policy", "oncall_emails", "oncall_https_endpoints", "datasets",
-    "etl_worker_type", "dq_worker_type", "lineage_url", *_INT_BOUNDS,
+    "etl_worker_type", "dq_worker_type", "lineage_url", "vacuum_schedule", *_INT_BOUNDS,
 }  # fmt: skip
 
 
@@ -170,6 +177,16 @@ def _optional_match(raw: Mapping[str, Any], key: str, prefix: str, pattern: re.P
     return value
 
 
+def _schedule(value: Any, key: str) -> str | None:
+    """A Glue cron expression, or None for "off" (no schedule; CDK context drops JSON nulls, so no null)."""
+    if value == "off":
+        return None
+    if not (isinstance(value, str) and CRON.match(value)):
+        raise ConfigError(key, f"must be a Glue cron expression such as {DEFAULT_VACUUM_SCHEDULE!r} (UTC), or "
+                               f"\"off\" for no schedule; got {value!r}")  # fmt: skip
+    return value
+
+
 def _datasets(raw: Mapping[str, Any], prefix: str, datasets_root: Path) -> tuple[DatasetSpec, ...]:
     names = raw.get("datasets")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
@@ -202,6 +219,8 @@ def parse_stage(name: str, raw: Any, datasets_root: Path) -> StageConfig:
     if lineage_url is not None and not (isinstance(lineage_url, str) and lineage_url.startswith("https://")):
         raise ConfigError(f"{prefix}.lineage_url", f"must be an https:// URL, got {lineage_url!r}")
     overrides: dict[str, Any] = {key: value for key in _INT_BOUNDS if (value := _int(raw, key, prefix)) is not None}
+    if "vacuum_schedule" in raw:
+        overrides["vacuum_schedule"] = _schedule(raw["vacuum_schedule"], f"{prefix}.vacuum_schedule")
     for key in ("etl_worker_type", "dq_worker_type"):
         if (worker := _worker(raw, key, prefix)) is not None:
             overrides[key] = worker

@@ -27,7 +27,8 @@ class LakeJobs(Construct):
     """The ETL job (raw -> candidate curated Parquet, rejects, metrics) and the DQ job (rules.dqdl on
     the candidate -> result document), both reading dataset specs deployed to the assets bucket.
 
-    Attributes: ``etl_job``, ``dq_job`` (CfnJob), ``role``, ``assets_deployment``.
+    Attributes: ``etl_job``, ``dq_job`` (CfnJob), ``role``, ``assets_deployment``, ``datasets_deployment``, and
+    for other jobs of the lake ``library_arguments``, ``datasets_uri`` and ``script_uri()``.
     """
 
     def __init__(
@@ -111,8 +112,11 @@ class LakeJobs(Construct):
             "only the lake key and Glue log groups; PutMetricData and GetSecurityConfiguration have no resource "
             "type (PutMetricData is restricted by a namespace condition).",
         )
-        scripts = f"s3://{assets_bucket.bucket_name}/{SCRIPTS_PREFIX}"
-        common_arguments = {
+        self._scripts = f"s3://{assets_bucket.bucket_name}/{SCRIPTS_PREFIX}"
+        scripts = self._scripts
+        self.datasets_uri = f"s3://{assets_bucket.bucket_name}/{DATASETS_PREFIX.rstrip('/')}"
+        # What every job of the lake runs with: the job libraries, and Glue's metrics.
+        self.library_arguments = {
             "--job-language": "python",
             "--enable-metrics": "true",
             "--enable-observability-metrics": "true",
@@ -120,11 +124,14 @@ class LakeJobs(Construct):
             "--job-bookmark-option": "job-bookmark-disable",  # partitions are passed explicitly per run
             "--extra-py-files": f"{scripts}{LIBRARY_ZIP}",
             "--additional-python-modules": ADDITIONAL_PYTHON_MODULES,
+        }
+        common_arguments = {
+            **self.library_arguments,
             "--TempDir": f"s3://{staging_bucket.bucket_name}/tmp/glue/",
             "--raw_uri": f"s3://{raw_bucket.bucket_name}",
             "--curated_uri": f"s3://{curated_bucket.bucket_name}",
             "--staging_uri": f"s3://{staging_bucket.bucket_name}",
-            "--datasets_uri": f"s3://{assets_bucket.bucket_name}/{DATASETS_PREFIX.rstrip('/')}",
+            "--datasets_uri": self.datasets_uri,
         }
         if lineage_url:
             common_arguments["--lineage_url"] = lineage_url
@@ -141,6 +148,10 @@ class LakeJobs(Construct):
         for job in (self.etl_job, self.dq_job):
             job.node.add_dependency(self.assets_deployment)
             job.node.add_dependency(self.datasets_deployment)
+
+    def script_uri(self, entry_script: str) -> str:
+        """The S3 URI of one of the bundle's entry scripts (workflows/packaging.py)."""
+        return f"{self._scripts}{entry_script}"
 
     def _job(
         self,

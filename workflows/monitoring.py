@@ -55,8 +55,7 @@ class LakeMonitoring(Construct):
         id_: str,
         *,
         state_machine: sfn.StateMachine,
-        etl_job: glue.CfnJob,
-        dq_job: glue.CfnJob,
+        jobs: list[glue.CfnJob],
         queues: list[QueuePair],
         datasets: tuple[DatasetSpec, ...],
         oncall_topic: sns.ITopic,
@@ -122,7 +121,7 @@ class LakeMonitoring(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.glue"],
                 detail_type=["Glue Job State Change"],
-                detail={"jobName": [etl_job.ref, dq_job.ref], "state": ["FAILED", "TIMEOUT", "ERROR"]},
+                detail={"jobName": [job.ref for job in jobs], "state": ["FAILED", "TIMEOUT", "ERROR"]},
             ),
             targets=[targets.SnsTopic(oncall_topic, message=_glue_failure_message())],
         )

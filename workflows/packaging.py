@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 JOB_PACKAGES = ("etl", "quality")
-ENTRY_SCRIPTS = {"etl_job.py": "etl/job.py", "dq_job.py": "quality/job.py"}
+ENTRY_SCRIPTS = {"etl_job.py": "etl/job.py", "dq_job.py": "quality/job.py", "vacuum_job.py": "etl/vacuum_job.py"}
 LIBRARY_ZIP = "lake_jobs.zip"
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 

@@ -7,9 +7,11 @@ from pathlib import Path
 from aws_cdk import Stack
 from constructs import Construct
 
+from etl.vacuum import min_keep_days
 from workflows.analytics import LakeAnalytics
 from workflows.catalog import LakeCatalog
 from workflows.config import StageConfig
+from workflows.housekeeping import LakeHousekeeping
 from workflows.jobs import LakeJobs
 from workflows.monitoring import LakeMonitoring, QueuePair
 from workflows.nag import (
@@ -72,6 +74,20 @@ class DataLakeStack(Stack):
             max_concurrent_runs=config.job_max_concurrent_runs,
             lineage_url=config.lineage_url,
         )
+        self.housekeeping = LakeHousekeeping(
+            self,
+            "Housekeeping",
+            jobs=self.jobs,
+            datasets=config.datasets,
+            staging_bucket=self.storage.staging,
+            curated_bucket=self.storage.curated,
+            assets_bucket=self.storage.assets,
+            key=self.storage.key,
+            security_configuration=self.catalog.security_configuration,
+            curated_database_name=config.curated_database_name,
+            min_keep_days=min_keep_days(config.execution_timeout_minutes),
+            schedule=config.vacuum_schedule,
+        )
         self.analytics = LakeAnalytics(
             self,
             "Analytics",
@@ -126,8 +142,7 @@ class DataLakeStack(Stack):
             self,
             "Monitoring",
             state_machine=self.pipeline.state_machine,
-            etl_job=self.jobs.etl_job,
-            dq_job=self.jobs.dq_job,
+            jobs=[self.jobs.etl_job, self.jobs.dq_job, self.housekeeping.vacuum_job],
             queues=[QueuePair(name, t.queue, t.dead_letter_queue) for name, t in self.triggers.items()],
             datasets=config.datasets,
             oncall_topic=self.notifications.oncall_topic,

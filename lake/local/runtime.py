@@ -172,6 +172,34 @@ class LocalPipeline:
         deadline = time.monotonic() + timeout
         return [self.wait(arn, timeout=max(1.0, deadline - time.monotonic())) for arn in started]
 
+    def fire_scheduled_triggers(self) -> list[tuple[str, str]]:
+        """What Glue does when a SCHEDULED trigger's time comes (the emulator has no clock-driven scheduler): start
+        each action's job with the action's arguments over the job's defaults. Returns (job name, run id) pairs."""
+        glue = self.cloud.client("glue")
+        started = []
+        for logical_id, resource in self.cloud.template["Resources"].items():
+            if resource["Type"] != "AWS::Glue::Trigger" or not self.cloud.resolver.resource_enabled(logical_id):
+                continue
+            trigger = resolved_properties(self.cloud.resolver, logical_id)
+            if trigger["Type"] != "SCHEDULED":
+                continue
+            for action in trigger["Actions"]:
+                run = glue.start_job_run(JobName=action["JobName"], Arguments=action.get("Arguments", {}))
+                started.append((action["JobName"], run["JobRunId"]))
+        return started
+
+    def wait_job_run(self, job_name: str, run_id: str, timeout: float = 300) -> dict[str, Any]:
+        """The job run once it has ended (SUCCEEDED, FAILED, TIMEOUT, ...)."""
+        glue = self.cloud.client("glue")
+        deadline = time.monotonic() + timeout
+        while True:
+            run = glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
+            if run["JobRunState"] not in ("STARTING", "RUNNING", "WAITING", "STOPPING"):
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Glue job run {job_name}/{run_id} still {run['JobRunState']} after {timeout} s")
+            time.sleep(0.2)
+
     # -- execution-status rules ------------------------------------------------------------------------
     def _watched_statuses(self) -> list[str]:
         """The statuses the stack's status-change rules match (only those need watching)."""

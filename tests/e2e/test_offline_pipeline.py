@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +232,47 @@ def test_incremental_batches__update_duplicate_file_bad_batch_then_rerun(pipelin
     assert [(r[0], r[2]) for r in rows] == sorted([*published, *[(f"late-{n}", "paid") for n in range(10)]])
     sources = {r[0]: r[7].rsplit("/", 1)[1] for r in rows}
     assert (sources["o-1"], sources["o-2"], sources["o-3"]) == ("batch-2.csv", "batch-1.csv", "batch-2.csv")
+
+
+def test_scheduled_vacuum__deletes_superseded_folders_keeps_what_readers_and_redrives_need(pipeline):
+    """The synthesized vacuum trigger fired against the lake of the incremental test (that test's day, whose four run
+    folders are: batch 1's and batch 2's, superseded; batch 3's, failed DQ; the re-run's, published). Every file is
+    set a month back, except batch 3's manifest (its execution started yesterday and can still be redriven at its
+    ETL, which reads batch 2's folder again): batch 2's folder stays, batch 1's and batch 3's go, with their footer
+    indexes, and readers see the same rows."""
+    day = "ingest_date=2026-10-21"
+    curated, staging = pipeline.bucket("StorageCurated"), pipeline.bucket("StorageStaging")
+    rows = _curated(pipeline, f"ingest_date = '{day[12:]}'")
+    folders = {f.name: f for f in pipeline.storage.local_path(f"s3://{curated}/orders/{day}").glob("run_id=*")}
+    written = {name: max(p.stat().st_mtime for p in f.iterdir()) for name, f in folders.items()}
+    manifests = list(pipeline.storage.local_path(f"s3://{staging}/manifests/orders").glob("*.json"))
+    bases = {}  # run folder -> the manifest of the execution that merged onto it
+    for manifest in manifests:
+        for entry in json.loads(manifest.read_text())["published"]:
+            if entry["partition"] == day and entry["location"]:
+                bases[entry["location"].rstrip("/").rsplit("/", 1)[1]] = manifest
+    location = pipeline.cloud.client("glue").get_partition(
+        DatabaseName="lake_local_curated", TableName="orders", PartitionValues=[day[12:]]
+    )["Partition"]["StorageDescriptor"]["Location"]
+    published = location.rstrip("/").rsplit("/", 1)[1]
+    assert len(folders) == 4 and len(bases) == 2 and published not in bases
+    batch_2 = max(bases, key=written.__getitem__)  # batch 3 merged onto it
+    month_ago, yesterday = time.time() - 30 * 86400, time.time() - 86400
+    for path in [*pipeline.storage.local_path(f"s3://{curated}/orders").rglob("*"), *manifests]:
+        os.utime(path, (month_ago, month_ago))
+    os.utime(bases[batch_2], (yesterday, yesterday))
+
+    (started,) = [s for s in pipeline.fire_scheduled_triggers() if s[0] == pipeline.job_name("HousekeepingVacuumJob")]
+    run = pipeline.wait_job_run(*started)
+    assert run["JobRunState"] == "SUCCEEDED", run.get("ErrorMessage")
+
+    def holding_files(folder: Path) -> bool:  # a local folder may stay empty; S3 has no folders
+        return any(p.is_file() for p in folder.rglob("*"))
+
+    assert sorted(name for name, f in folders.items() if holding_files(f)) == sorted([published, batch_2])
+    report = read_json(pipeline.storage, f"s3://{staging}/runs/orders/vacuum/{started[1]}.json")
+    assert report["kept_merge_bases"] == [f"{day}/{batch_2}"]
+    assert {d["folder"] for d in report["deleted"]} >= {f"{day}/{n}" for n in folders if n not in (published, batch_2)}
+    assert _curated(pipeline, f"ingest_date = '{day[12:]}'") == rows
+    indexed = pipeline.storage.local_path(f"s3://{staging}/footers/orders/{day}").glob("run_id=*")
+    assert {f.name for f in indexed if holding_files(f)} <= {published, batch_2}

@@ -97,6 +97,8 @@ def test_parse_stage__defaults_are_safe():
     assert config.destroy_on_removal is False
     assert config.account is None
     assert config.crawler_max_polls == 60
+    assert config.vacuum_schedule == "cron(30 3 * * ? *)"
+    assert parse_stage("qa", _stage(vacuum_schedule="off"), DATASETS).vacuum_schedule is None
 
 
 @pytest.mark.parametrize(
@@ -123,6 +125,9 @@ def test_parse_stage__defaults_are_safe():
         (_stage(bacth_window_seconds=60), "stages.qa.bacth_window_seconds", "unknown key"),
         (_stage(log_retention_days=100), "stages.qa.log_retention_days", "not a CloudWatch retention"),
         (_stage(lineage_url="http://x"), "stages.qa.lineage_url", "https://"),
+        (_stage(vacuum_schedule="0 3 * * *"), "stages.qa.vacuum_schedule", "Glue cron expression"),
+        (_stage(vacuum_schedule=None), "stages.qa.vacuum_schedule", "got None"),
+        (_stage(vacuum_schedule="cron(0 3 * * *)"), "stages.qa.vacuum_schedule", "or \"off\" for no schedule"),
         (
             _stage(crawler_poll_interval_seconds=600, crawler_max_polls=100),
             "stages.qa.execution_timeout_minutes",

@@ -12,8 +12,7 @@ from moto import mock_aws
 
 from etl.spec import load_dataset
 from etl.storage import LocalStorage, S3Storage
-from lake.errors import LakeError
-from lake.vacuum import min_keep_days, plan_vacuum, run_folders, vacuum
+from etl.vacuum import VacuumError, min_keep_days, plan_vacuum, run_folders, vacuum
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 DATABASE = "lake_test_curated"
@@ -124,7 +123,7 @@ def test_vacuum__keeps_an_old_folder_a_recent_execution_merges_onto(lake, glue, 
 def test_vacuum__an_unreadable_recent_manifest_stops_it_naming_the_manifest(lake, glue, spec):
     manifest(lake, "exec-broken", 1, '{"objects": [], "published": [')
     before = lake.list_keys(CURATED + "/")
-    with pytest.raises(LakeError, match=r"batch manifest s3://staging-bucket/manifests/orders/exec-broken.json is "
+    with pytest.raises(VacuumError, match=r"batch manifest s3://staging-bucket/manifests/orders/exec-broken.json is "
                                         r"not readable .*nothing was deleted"):
         vacuum(lake, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=7, minimum_days=1)
     assert lake.list_keys(CURATED + "/") == before
@@ -141,7 +140,7 @@ def test_vacuum__a_folder_is_as_young_as_its_newest_object(tmp_path, spec):
 def test_vacuum__keep_shorter_than_the_longest_execution_is_refused(lake, glue, spec):
     # the 14-day redrive window plus the longest execution, in whole days
     assert (min_keep_days(240), min_keep_days(2880), min_keep_days(2881)) == (15, 16, 17)
-    with pytest.raises(LakeError, match=r"--keep-days 16: keep at least 17 days, the redrive window"):
+    with pytest.raises(VacuumError, match=r"keep of 16 days: keep at least 17 days, the redrive window"):
         vacuum(lake, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=16, minimum_days=min_keep_days(2881))
     assert len(lake.list_keys(CURATED + "/")) == 8  # nothing deleted
 
@@ -150,7 +149,7 @@ def test_vacuum__without_a_curated_table_names_it(tmp_path, spec):
     with mock_aws():
         glue = boto3.client("glue", region_name="us-east-1")
         glue.create_database(DatabaseInput={"Name": DATABASE})
-        with pytest.raises(LakeError, match=rf"table {DATABASE}.orders does not exist"):
+        with pytest.raises(VacuumError, match=rf"table {DATABASE}.orders does not exist"):
             vacuum(LocalStorage(tmp_path), glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=7, minimum_days=1)
 
 
@@ -203,3 +202,34 @@ def test_cli_vacuum__local_lake_dry_run_then_delete(tmp_path, glue):
     assert "orders: deleted 1 run folders" in printed
     assert "kept 1 published, 0 younger than 15 days and 0 that an execution of the last 15 days merges onto" in printed
     assert storage.list_keys(CURATED + "/") == [f"{folder(P1, 'run-2')}/part-0.parquet"]
+
+
+def job_args(**overrides: str) -> dict[str, str]:
+    return {"dataset": "orders", "curated_uri": CURATED, "staging_uri": STAGING, "datasets_uri": "s3://assets/datasets",
+            "curated_database": DATABASE, "min_keep_days": "7", "JOB_RUN_ID": "jr_1", **overrides}  # fmt: skip
+
+
+def test_vacuum_job__dry_run_reports_and_deletes_nothing_then_a_run_deletes(lake, glue, repo_root):
+    from etl.vacuum_job import report_uri, run
+
+    lake.write_text("s3://assets/datasets/orders/dataset.yaml",
+                    (repo_root / "datasets" / "orders" / "dataset.yaml").read_text())  # fmt: skip
+    before = lake.list_keys(CURATED + "/")
+    dry = run(job_args(dry_run="true"), lake, glue, NOW)
+    assert lake.list_keys(CURATED + "/") == before
+    assert [d["folder"] for d in dry["deleted"]] == [f"{P1}/run_id=run-1", f"{P1}/run_id=run-2", f"{P2}/run_id=run-5"]
+
+    done = run(job_args(JOB_RUN_ID="jr_2"), lake, glue, NOW)
+    assert (done["dry_run"], done["keep_days"], done["bytes_freed"]) == (False, 7.0, 40)
+    assert len(lake.list_keys(CURATED + "/")) == len(before) - 4
+    assert json.loads(lake.read_text(report_uri(STAGING, "orders", "jr_2"))) == done
+
+
+def test_vacuum_job__bad_argument_names_it_and_deletes_nothing(lake, glue):
+    from etl.vacuum_job import run
+
+    with pytest.raises(ValueError, match=r"job argument --keep_days: 'two weeks' is not a number of days"):
+        run(job_args(keep_days="two weeks"), lake, glue, NOW)
+    with pytest.raises(ValueError, match=r"job argument --dry_run: 'yes' is neither true nor false"):
+        run(job_args(dry_run="yes"), lake, glue, NOW)
+    assert len(lake.list_keys(CURATED + "/")) == 8
