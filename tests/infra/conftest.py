@@ -41,6 +41,12 @@ def synth(stage: str, outdir: Path, **overrides):
 
 
 @pytest.fixture(scope="session")
+def synth_stage():
+    """`synth(stage, outdir, **overrides)`, for tests that need a stage synthesized with other settings."""
+    return synth
+
+
+@pytest.fixture(scope="session")
 def oncall() -> dict[str, str]:
     return {"email": ONCALL_EMAIL, "url": ONCALL_URL}
 

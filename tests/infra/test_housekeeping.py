@@ -84,9 +84,7 @@ def test_vacuum_job__a_failed_run_alerts_oncall(template_json):
     assert {"Ref": job_id} in rule["EventPattern"]["detail"]["jobName"]
 
 
-def test_vacuum_trigger__not_created_without_a_schedule(tmp_path):
-    from conftest import synth  # tests/infra/conftest.py, which pytest has imported as `conftest`
-
-    template = synth("dev", tmp_path, vacuum_schedule="off")[3].to_json()
+def test_vacuum_trigger__not_created_without_a_schedule(tmp_path, synth_stage):
+    template = synth_stage("dev", tmp_path, vacuum_schedule="off")[3].to_json()
     assert not _resources(template, "AWS::Glue::Trigger")
     assert len(_resources(template, "AWS::Glue::Job")) == 3  # the job stays, for runs by hand
