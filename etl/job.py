@@ -269,9 +269,9 @@ def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snaps
     # 2.4 s), and the published files' Parquet row groups keep min/max statistics the filter is checked against.
     parts = []
     if batch_rows or len(partitions) == 1:  # a single folder is always replaced (empty when nothing is new)
-        parts.append((curated.where(F.col(tf.RUN_ID) == run_id), tf.file_count(batch_rows)))
+        parts.append((curated.where(F.col(tf.RUN_ID) == run_id), batch_rows))
     if rewritten:
-        parts.append((curated.where(F.col(tf.RUN_ID) != run_id), tf.file_count(rewritten)))
+        parts.append((curated.where(F.col(tf.RUN_ID) != run_id), rewritten))
     if parts:
         tf.write_curated(parts, storage, args["curated_uri"], spec, run_id, partitions)
 

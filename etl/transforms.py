@@ -82,6 +82,11 @@ RUN_FOLDER = "run_id"  # curated folders: {dataset}/{partition}/run_id={run_id}/
 REJECT_FIELDS = ("source_object", "line_number", "raw_record", "reason", "run_id")
 BROADCAST_ROWS = 2_000_000  # keys joined by broadcast up to this many (~100 MB on the driver)
 TARGET_ROWS_PER_FILE = 2_000_000  # ~100-130 MB of Parquet for an orders-like row
+# A part of a run's output this small is written by one task, as one file per folder. Above it, by at least as many
+# tasks as the cluster has cores (see `write_curated`). Every later batch copies each file of a partition it does
+# not rewrite (etl/snapshot.py), so at 50+ small batches an hour a file per core per batch multiplies the COPY
+# requests, and Athena's reads, by the core count (bench/burst.py prices them).
+SMALL_PART_ROWS = 200_000
 
 
 @dataclass
@@ -559,6 +564,15 @@ def file_count(rows: int, rows_per_file: int = TARGET_ROWS_PER_FILE) -> int:
     return max(1, math.ceil(rows / rows_per_file))
 
 
+def write_tasks(rows: int, parallelism: int, rows_per_file: int = TARGET_ROWS_PER_FILE) -> int:
+    """Tasks that write a part of `rows` rows (each writes a file per folder it has rows for): one for a small part,
+    else never fewer than the cluster's cores (`parallelism`): coalescing below that would run the whole merge (the
+    cached rows, the snapshot scan, the joins) in that many tasks, since no shuffle separates them from the write."""
+    if rows <= SMALL_PART_ROWS:
+        return 1
+    return max(file_count(rows, rows_per_file), parallelism)
+
+
 def curated_partition_uri(curated_uri: str, spec: DatasetSpec, partition: str, run_id: str) -> str:
     return join_uri(curated_uri, spec.name, partition, f"{RUN_FOLDER}={run_id}")
 
@@ -577,10 +591,9 @@ def write_curated(
     rows_per_file: int = TARGET_ROWS_PER_FILE,
 ) -> None:
     """Write Parquet to {curated}/{dataset}/{key}={value}/run_id={run_id}/, replacing only those folders. Each part
-    (rows, files) goes to files of its own: the parts are coalesced apart and then unioned, so no task mixes rows of
-    two parts, and one job writes them all (evaluating their shared plan, such as a broadcast, once)."""
-    # Never fewer files than the cluster has cores: coalescing below that runs the whole merge (the cached rows,
-    # the snapshot scan, the joins) in that many tasks, since no shuffle separates them from the write.
+    (frame, its row count) goes to files of its own (`write_tasks`): the parts are coalesced apart and then unioned,
+    so no task mixes rows of two parts, and one job writes them all (evaluating their shared plan, such as a
+    broadcast, once)."""
     parallelism = parts[0][0].sparkSession.sparkContext.defaultParallelism
     if len(partitions) == 1:
         # One partition (an execution's usual batch): straight into its folder. partitionBy makes Spark sort
@@ -590,7 +603,8 @@ def write_curated(
     else:
         shape, folders = (lambda df: df.withColumn(RUN_FOLDER, F.lit(run_id))), [spec.partition_key, RUN_FOLDER]
         path = join_uri(curated_uri, spec.name)
-    frame = reduce(DataFrame.union, [shape(df).coalesce(max(files, parallelism)) for df, files in parts])
+    frame = reduce(DataFrame.union, [shape(df).coalesce(write_tasks(rows, parallelism, rows_per_file))
+                                     for df, rows in parts])  # fmt: skip
     writer = frame.write.mode("overwrite").option("maxRecordsPerFile", rows_per_file)
     if folders:
         writer = writer.option("partitionOverwriteMode", "dynamic").partitionBy(*folders)

@@ -182,6 +182,27 @@ def test_file_count__scales_with_rows():
     assert (tf.file_count(0), tf.file_count(10), tf.file_count(2_000_001)) == (1, 1, 2)
 
 
+def test_write_tasks__one_for_a_small_part_else_at_least_the_cores():
+    small, cores = tf.SMALL_PART_ROWS, 8
+    assert [tf.write_tasks(n, cores) for n in (0, small, small + 1, 20_000_000)] == [1, 1, 8, 10]
+
+
+def test_write_curated__a_small_part_in_one_file_a_large_one_in_one_per_core(spark, tmp_path):
+    from etl.storage import LocalStorage
+
+    valid = tf.enforce_schema(raw_frame(spark, [(f"o{n}", "1", None, None, None, None) for n in range(40)]), SPEC)
+    rows = tf.add_provenance(tf.stamp_provenance(valid, "r", datetime(2026, 11, 24, tzinfo=UTC)), SPEC).repartition(4)
+    storage = LocalStorage(tmp_path)
+
+    def files(claimed_rows: int, run: str) -> int:
+        tf.write_curated([(rows, claimed_rows)], storage, "s3://curated", SPEC, run, ["ingest_date=d"])
+        folder = tf.curated_partition_uri("s3://curated", SPEC, "ingest_date=d", run)
+        return sum(1 for k in storage.list_keys(folder + "/") if k.endswith(".parquet"))
+
+    assert files(40, "small") == 1
+    assert files(tf.SMALL_PART_ROWS + 1, "large") == spark.sparkContext.defaultParallelism == 2
+
+
 def test_parse_partitions__validates_key():
     assert parse_partitions("ingest_date=a, ingest_date=b,ingest_date=a", "ingest_date") == [
         "ingest_date=a",
