@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 from bench.job_model import JobModel, calibrate  # noqa: E402
+from etl import transforms as tf  # noqa: E402
 from etl.storage import LocalStorage  # noqa: E402
+from etl.vacuum import min_keep_days  # noqa: E402
 from lake.executions import ExecutionResult  # noqa: E402
 from lake.local import crawler as local_crawler  # noqa: E402
 from lake.local.glue_runtime import SimulatedJob  # noqa: E402
@@ -70,6 +72,10 @@ SNS_PER_PUBLISH = 0.50 / 1_000_000  # per publish (64 KB chunk), after the first
 SNS_PER_EMAIL = 2.00 / 100_000  # per email delivery
 CLOUDWATCH_PER_PUT_METRIC_DATA = 0.01 / 1_000  # PutMetricData requests
 SFN_MAX_INPUT_BYTES = 256 * 1024  # StartExecution input quota (the Pipe sends the whole batch as input)
+#   https://aws.amazon.com/s3/pricing/ (S3 Standard, first 50 TB)
+S3_PER_GB_MONTH = 0.023
+S3_PER_PUT_COPY_REQUEST = 0.005 / 1_000  # PUT, COPY, POST and LIST requests
+CURATED_NONCURRENT_DAYS = 30  # workflows/storage.py: a deleted curated object is kept 30 days as a noncurrent version
 HOURS_PER_MONTH = 730
 
 # -- the issue's target and what AWS durations are assumed (not measurable offline) ----------------------------
@@ -310,7 +316,9 @@ def day_of_job_runs(model: JobModel, stage: Any, executions_per_hour: float, par
     rows_per_partition_hour = files_per_hour / partitions * ASSUMED_ROWS_PER_FILE
     batch_rows = files_per_hour / executions_per_hour * ASSUMED_ROWS_PER_FILE
     executions = max(1, round(24 * executions_per_hour))
-    etl, dq = [], []
+    cores = model.aws_cores(stage.etl_worker_type, stage.etl_number_of_workers)
+    part_files = tf.write_tasks(round(batch_rows / partitions_per_execution), cores)  # files per folder and part
+    etl, dq, requests, written = [], [], 0.0, 0.0
     for n in range(executions):
         published = n / executions_per_hour * rows_per_partition_hour * partitions_per_execution
         rewritten = {"recent": min(published, batch_rows), "spread": published, "full": 0}[merge]
@@ -320,8 +328,19 @@ def day_of_job_runs(model: JobModel, stage: Any, executions_per_hour: float, par
         fresh = batch_rows + (published if merge == "full" else rewritten)  # rows the DQ job scans
         dq.append(model.on_aws(model.dq_local_s(fresh, batch_rows + published - fresh), stage.dq_worker_type,
                                stage.dq_number_of_workers))  # fmt: skip
+        # Curated S3 per partition of the run: every run writes a whole new folder (etl/snapshot.py). With recent
+        # updates it writes its batch's files and the rewritten previous batch's (part_files each) and COPYs every
+        # other published file: after k runs a partition holds k x part_files files, of which part_files are
+        # rewritten. Updates spread over the day rewrite every file, and a full reprocessing writes all anew.
+        runs_before = n * partitions_per_execution / partitions
+        copies = max(0.0, runs_before - 1) * part_files if merge == "recent" else 0.0
+        puts = part_files * (2 if published and merge != "full" else 1)
+        requests += (copies + puts) * partitions_per_execution
+        written += (published + batch_rows) * model.curated_bytes_per_row  # `published`: over its partitions
     return {"etl_s": etl, "dq_s": dq, "batch_rows": batch_rows,
-            "partition_rows_at_midnight": 24 * rows_per_partition_hour}  # fmt: skip
+            "partition_rows_at_midnight": 24 * rows_per_partition_hour,
+            "s3_requests_per_day": requests, "curated_bytes_written_per_day": written,
+            "published_bytes_per_day": files_per_hour * 24 * ASSUMED_ROWS_PER_FILE * model.curated_bytes_per_row}
 
 
 def billed_dpu_hours(seconds: list[float], worker_type: str, workers: int) -> float:
@@ -334,6 +353,7 @@ def monthly_cost(executions_per_hour: float, records_per_execution: float, parti
                  profile: dict[str, float], poll_interval_s: float, pipe_batch: int, bytes_per_record: float,
                  runs: dict[str, Any], stage: Any) -> dict[str, float]:  # fmt: skip
     """USD per month for one design, from measured state counts and the day of job runs (`day_of_job_runs`)."""
+    keep_days = min_keep_days(stage.execution_timeout_minutes)  # the vacuum's default keep
     polls = math.ceil(ASSUMED_AWS_CRAWL_S / poll_interval_s)
     crawls_per_hour = min(executions_per_hour, NEW_PARTITIONS_PER_HOUR)
     crawl_share = crawls_per_hour / executions_per_hour
@@ -357,6 +377,11 @@ def monthly_cost(executions_per_hour: float, records_per_execution: float, parti
         "pipes": files * math.ceil(bytes_per_record / PIPES_CHUNK_BYTES) * PIPES_PER_REQUEST,
         "sqs": sqs_requests * SQS_PER_REQUEST,
         "sns_cloudwatch": executions_per_hour * (SNS_PER_PUBLISH + SNS_PER_EMAIL + CLOUDWATCH_PER_PUT_METRIC_DATA),
+        "s3_curated_requests": runs["s3_requests_per_day"] / 24 * S3_PER_PUT_COPY_REQUEST,
+        # Every folder a day writes is superseded within the day (but the last), and the vacuum deletes it after
+        # its keep; S3 then keeps it as a noncurrent version for 30 more days: stored keep + 30 days in all.
+        "s3_superseded_storage": runs["curated_bytes_written_per_day"] / 1e9 * (keep_days + CURATED_NONCURRENT_DAYS)
+        * S3_PER_GB_MONTH / HOURS_PER_MONTH,
     }
     monthly = {k: v * (1 if k == "transitions_per_execution" else HOURS_PER_MONTH) for k, v in hourly.items()}
     monthly["total"] = sum(v for k, v in monthly.items() if k != "transitions_per_execution")
@@ -481,7 +506,9 @@ def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[st
             ("Glue ETL job", "glue_etl", "${:>13,.2f}"), ("Glue DQ job", "glue_dq", "${:>13,.2f}"),
             ("EventBridge rule (AWS events)", "eventbridge_rule", "${:>13,.2f}"), ("EventBridge Pipes", "pipes",
             "${:>13,.2f}"), ("SQS", "sqs", "${:>13,.2f}"), ("SNS + CloudWatch metrics", "sns_cloudwatch",
-            "${:>13,.2f}"), ("TOTAL per month", "total", "${:>13,.2f}")]  # fmt: skip
+            "${:>13,.2f}"), ("S3 curated PUT + COPY", "s3_curated_requests", "${:>13,.2f}"),
+            ("S3 superseded folders", "s3_superseded_storage", "${:>13,.2f}"),
+            ("TOTAL per month", "total", "${:>13,.2f}")]  # fmt: skip
     print(f"{'':32}{'batched':>14}  {'full reproc.':>14}  {'naive':>14}  naive/batched")
     for label, key, fmt in rows:
         ratio = naive[key] / batched[key] if batched[key] else float("nan")
@@ -490,6 +517,34 @@ def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[st
     print("full reproc. = batched, but every run re-reads every object of its partitions (no batch manifest)")
     print(f"batched with the updates spread over the whole day (every run rewrites its partitions): "
           f"${spread['total']:,.2f} per month, Glue ETL ${spread['glue_etl']:,.2f}")
+    keep = min_keep_days(dev.execution_timeout_minutes)
+    runs = day["batched"]
+    cores = model.aws_cores(dev.etl_worker_type, dev.etl_number_of_workers)
+    part_files = tf.write_tasks(round(runs["batch_rows"] / TARGET_PARTITIONS), cores)
+    print(f"curated S3, batched: {runs['s3_requests_per_day'] / 1e6:.1f}M PUT + COPY requests a day (a run copies "
+          f"every published file it does not rewrite; {part_files} file per folder and written part: "
+          f"{runs['batch_rows'] / TARGET_PARTITIONS:,.0f} rows per partition a batch, tf.write_tasks on {cores} "
+          f"executor cores), {runs['curated_bytes_written_per_day'] / 1e12:.2f} TB "
+          f"of run folders written a day ({model.curated_bytes_per_row:.1f} bytes per row, measured), kept {keep} "
+          f"days by the vacuum + {CURATED_NONCURRENT_DAYS} days as noncurrent versions; without the vacuum they "
+          f"would add ${runs['curated_bytes_written_per_day'] / 1e9 * 30.4 * S3_PER_GB_MONTH:,.0f} to every month's "
+          f"bill, for good. The published data itself: {runs['published_bytes_per_day'] / 1e9:.1f} GB a day "
+          f"(${runs['published_bytes_per_day'] / 1e9 * 30.4 * S3_PER_GB_MONTH:,.2f} more per month for each month "
+          f"kept), the same in every design")  # fmt: skip
+    print(f"batched, by batch window (COPY requests grow with the square of the runs a day, stored run folders with "
+          f"their number; a batch holds at most batch_size {dev.batch_size} files, so at least "
+          f"{TARGET_FILES_PER_HOUR / dev.batch_size:.0f} executions an hour whatever the window):")
+    for seconds in (60, 120, 300):  # 300 s: the most EventBridge Pipes batches
+        per_hour = max(3600 / seconds, TARGET_FILES_PER_HOUR / dev.batch_size)
+        runs_w = day_of_job_runs(model, dev, per_hour, TARGET_PARTITIONS, TARGET_FILES_PER_HOUR, TARGET_PARTITIONS,
+                                 merge=ASSUMED_UPDATES)  # fmt: skip
+        cost = monthly_cost(per_hour, TARGET_FILES_PER_HOUR / per_hour, TARGET_PARTITIONS, batched_profile, dev_poll,
+                            dev.batch_size, m["bytes_per_record"], runs_w, dev)  # fmt: skip
+        print(f"  {seconds:>3} s window, {per_hour:.0f} executions/hour: ${cost['total']:>10,.2f} per month "
+              f"(Glue ETL + DQ "
+              f"${cost['glue_etl'] + cost['glue_dq']:,.2f}, S3 PUT + COPY ${cost['s3_curated_requests']:,.2f}, "
+              f"superseded folders ${cost['s3_superseded_storage']:,.2f}); last ETL run of the day "
+              f"{runs_w['etl_s'][-1]:.0f} s")  # fmt: skip
     print(f"crawler busy time needed: {batched['crawler_hours_per_hour']:.3f} h per hour (crawls only for new "
           "partitions; batches of known partitions go straight to the ETL job)")
     over = records * m["bytes_per_record"] > SFN_MAX_INPUT_BYTES
