@@ -527,8 +527,9 @@ def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[st
           f"executor cores), {runs['curated_bytes_written_per_day'] / 1e12:.2f} TB "
           f"of run folders written a day ({model.curated_bytes_per_row:.1f} bytes per row, measured), kept {keep} "
           f"days by the vacuum + {CURATED_NONCURRENT_DAYS} days as noncurrent versions; without the vacuum they "
-          f"would add ${runs['curated_bytes_written_per_day'] / 1e9 * 30.4 * S3_PER_GB_MONTH:,.0f} to every month's "
-          f"bill, for good. The published data itself: {runs['published_bytes_per_day'] / 1e9:.1f} GB a day "
+          f"would pile up: each month would cost "
+          f"${runs['curated_bytes_written_per_day'] / 1e9 * 30.4 * S3_PER_GB_MONTH:,.0f} more than the one before. "
+          f"The published data itself: {runs['published_bytes_per_day'] / 1e9:.1f} GB a day "
           f"(${runs['published_bytes_per_day'] / 1e9 * 30.4 * S3_PER_GB_MONTH:,.2f} more per month for each month "
           f"kept), the same in every design")  # fmt: skip
     print(f"batched, by batch window (COPY requests grow with the square of the runs a day, stored run folders with "
