@@ -15,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from etl.spec import DatasetSpec
-from workflows.jobs import GLUE_VERSION, LakeJobs
+from workflows.jobs import GLUE_VERSION, LakeJobs, grant_job_runtime
 from workflows.nag import KMS_ACTIONS, S3_READ_ACTIONS, acknowledge_wildcards, arn_finding
 
 VACUUM_TIMEOUT_MINUTES = 60
@@ -76,11 +76,7 @@ class LakeHousekeeping(Construct):
         ))  # fmt: skip
         assets_bucket.grant_read(self.role)
         key.grant_encrypt_decrypt(self.role)  # manifests and assets are SSE-KMS; logs and the report are encrypted
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
-            resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws-glue/*"],
-        ))  # fmt: skip
-        self.role.add_to_policy(iam.PolicyStatement(actions=["glue:GetSecurityConfiguration"], resources=["*"]))
+        grant_job_runtime(self.role)
         acknowledge_wildcards(
             self.role,
             actions=(*S3_READ_ACTIONS, *KMS_ACTIONS),

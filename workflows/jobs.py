@@ -23,6 +23,18 @@ DATASETS_PREFIX = "datasets/"
 ADDITIONAL_PYTHON_MODULES = "openlineage-python==1.54.0"
 
 
+def grant_job_runtime(role: iam.Role) -> None:
+    """What any Glue job of the lake needs to start and log: its Glue log groups, and its security configuration,
+    which the runtime reads to encrypt S3 output and logs with the lake key (GetSecurityConfiguration has no resource
+    type, so "*" is the only valid resource: AWS Service Authorization Reference, AWS Glue)."""
+    stack = Stack.of(role)
+    role.add_to_policy(iam.PolicyStatement(
+        actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
+        resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws-glue/*"],
+    ))  # fmt: skip
+    role.add_to_policy(iam.PolicyStatement(actions=["glue:GetSecurityConfiguration"], resources=["*"]))
+
+
 class LakeJobs(Construct):
     """The ETL job (raw -> candidate curated Parquet, rejects, metrics) and the DQ job (rules.dqdl on
     the candidate -> result document), both reading dataset specs deployed to the assets bucket.
@@ -54,7 +66,6 @@ class LakeJobs(Construct):
         lineage_url: str | None = None,
     ) -> None:
         super().__init__(scope, id_)
-        stack = Stack.of(self)
         bundle = build_job_bundle(repo_root, build_dir / "glue")
         self.assets_deployment = s3deploy.BucketDeployment(
             self,
@@ -82,15 +93,9 @@ class LakeJobs(Construct):
         curated_bucket.grant_read_write(self.role)
         assets_bucket.grant_read(self.role)
         key.grant_encrypt_decrypt(self.role)
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:AssociateKmsKey"],
-            resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws-glue/*"],
-        ))  # fmt: skip
-        # The job runtime reads its security configuration to encrypt S3 output and logs with the lake key;
-        # GetSecurityConfiguration has no resource type, so "*" is the only valid resource (AWS Service
-        # Authorization Reference, AWS Glue). No catalog permissions: the jobs read and write S3 paths only
-        # (no --enable-glue-datacatalog); the state machine publishes partitions.
-        self.role.add_to_policy(iam.PolicyStatement(actions=["glue:GetSecurityConfiguration"], resources=["*"]))
+        grant_job_runtime(self.role)
+        # No catalog permissions: the jobs read and write S3 paths only (no --enable-glue-datacatalog); the state
+        # machine publishes partitions.
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["cloudwatch:PutMetricData"],
             resources=["*"],
