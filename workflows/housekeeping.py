@@ -20,6 +20,7 @@ from workflows.nag import KMS_ACTIONS, S3_READ_ACTIONS, acknowledge_wildcards, a
 
 VACUUM_TIMEOUT_MINUTES = 60
 VACUUM_WORKERS = 2  # the smallest Spark job Glue runs; the job starts no Spark session
+STAGING_INDEXES = ("footers", "dq_stats")  # per-folder staging files the vacuum deletes with their folder
 
 
 class LakeHousekeeping(Construct):
@@ -57,7 +58,8 @@ class LakeHousekeeping(Construct):
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["s3:DeleteObject"],
             resources=[*(curated_bucket.arn_for_objects(p) for p in curated_prefixes),
-                       staging_bucket.arn_for_objects("footers/*"), staging_bucket.arn_for_objects("dq_stats/*")],
+                       *(staging_bucket.arn_for_objects(f"{kind}/{p}") for kind in STAGING_INDEXES
+                         for p in curated_prefixes)],
         ))  # fmt: skip
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["s3:GetObject"], resources=[staging_bucket.arn_for_objects("manifests/*")],
@@ -82,8 +84,7 @@ class LakeHousekeeping(Construct):
             actions=(*S3_READ_ACTIONS, *KMS_ACTIONS),
             resources=(
                 *(arn_finding(curated_bucket, f"/{p}") for p in curated_prefixes),
-                arn_finding(staging_bucket, "/footers/*"),
-                arn_finding(staging_bucket, "/dq_stats/*"),
+                *(arn_finding(staging_bucket, f"/{kind}/{p}") for kind in STAGING_INDEXES for p in curated_prefixes),
                 arn_finding(staging_bucket, "/manifests/*"),
                 *(arn_finding(staging_bucket, f"/runs/{spec.name}/vacuum/*") for spec in datasets),
                 arn_finding(assets_bucket, "/*"),

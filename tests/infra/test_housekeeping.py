@@ -59,7 +59,7 @@ def test_vacuum_role__deletes_only_run_folders_and_their_staging_files(template_
     (delete,) = deletes
     assert delete["Action"] == "s3:DeleteObject"
     suffixes = sorted(r["Fn::Join"][1][-1] for r in delete["Resource"])
-    assert suffixes == ["/dq_stats/*", "/footers/*", "/orders/*"]
+    assert suffixes == ["/dq_stats/orders/*", "/footers/orders/*", "/orders/*"]
     writes = [s for s in statements if any(a.startswith("s3:Put") for a in _as_list(s["Action"]))]
     assert [r["Fn::Join"][1][-1] for w in writes for r in _as_list(w["Resource"])] == ["/runs/orders/vacuum/*"]
     actions = {a for s in statements for a in _as_list(s["Action"])}
