@@ -317,7 +317,7 @@ def day_of_job_runs(model: JobModel, stage: Any, executions_per_hour: float, par
     batch_rows = files_per_hour / executions_per_hour * ASSUMED_ROWS_PER_FILE
     executions = max(1, round(24 * executions_per_hour))
     cores = model.aws_cores(stage.etl_worker_type, stage.etl_number_of_workers)
-    part_files = tf.write_tasks(round(batch_rows / partitions_per_execution), cores)  # files per folder and part
+    part_files = tf.write_tasks(round(batch_rows), cores)  # a part spans the run's partitions: files per folder
     etl, dq, requests, written = [], [], 0.0, 0.0
     for n in range(executions):
         published = n / executions_per_hour * rows_per_partition_hour * partitions_per_execution
@@ -520,10 +520,10 @@ def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[st
     keep = min_keep_days(dev.execution_timeout_minutes)
     runs = day["batched"]
     cores = model.aws_cores(dev.etl_worker_type, dev.etl_number_of_workers)
-    part_files = tf.write_tasks(round(runs["batch_rows"] / TARGET_PARTITIONS), cores)
+    part_files = tf.write_tasks(round(runs["batch_rows"]), cores)
     print(f"curated S3, batched: {runs['s3_requests_per_day'] / 1e6:.1f}M PUT + COPY requests a day (a run copies "
           f"every published file it does not rewrite; {part_files} file per folder and written part: "
-          f"{runs['batch_rows'] / TARGET_PARTITIONS:,.0f} rows per partition a batch, tf.write_tasks on {cores} "
+          f"{runs['batch_rows']:,.0f} rows a batch over its partitions, tf.write_tasks on {cores} "
           f"executor cores), {runs['curated_bytes_written_per_day'] / 1e12:.2f} TB "
           f"of run folders written a day ({model.curated_bytes_per_row:.1f} bytes per row, measured), kept {keep} "
           f"days by the vacuum + {CURATED_NONCURRENT_DAYS} days as noncurrent versions; without the vacuum they "
