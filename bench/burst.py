@@ -339,7 +339,7 @@ def day_of_job_runs(model: JobModel, stage: Any, executions_per_hour: float, par
         written += (published + batch_rows) * model.curated_bytes_per_row  # `published`: over its partitions
     return {"etl_s": etl, "dq_s": dq, "batch_rows": batch_rows,
             "partition_rows_at_midnight": 24 * rows_per_partition_hour,
-            "s3_requests_per_day": requests, "curated_bytes_written_per_day": written,
+            "s3_requests_per_day": requests, "curated_bytes_written_per_day": written, "files_per_part": part_files,
             "published_bytes_per_day": files_per_hour * 24 * ASSUMED_ROWS_PER_FILE * model.curated_bytes_per_row}
 
 
@@ -519,8 +519,7 @@ def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[st
           f"${spread['total']:,.2f} per month, Glue ETL ${spread['glue_etl']:,.2f}")
     keep = min_keep_days(dev.execution_timeout_minutes)
     runs = day["batched"]
-    cores = model.aws_cores(dev.etl_worker_type, dev.etl_number_of_workers)
-    part_files = tf.write_tasks(round(runs["batch_rows"]), cores)
+    cores, part_files = model.aws_cores(dev.etl_worker_type, dev.etl_number_of_workers), runs["files_per_part"]
     print(f"curated S3, batched: {runs['s3_requests_per_day'] / 1e6:.1f}M PUT + COPY requests a day (a run copies "
           f"every published file it does not rewrite; {part_files} file per folder and written part: "
           f"{runs['batch_rows']:,.0f} rows a batch over its partitions, tf.write_tasks on {cores} "

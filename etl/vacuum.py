@@ -159,3 +159,14 @@ def vacuum(storage: Storage, glue: Any, database: str, spec: DatasetSpec, curate
 
 def folder_name(folder: RunFolder) -> str:
     return f"{folder.partition}/{PurePosixPath(folder.uri).name}"
+
+
+def describe(plan: VacuumPlan, dataset: str, keep_days: float, dry_run: bool) -> list[str]:
+    """What a vacuum deleted (or would) and kept, a line per deleted folder and a total: `lake vacuum`'s output and
+    the vacuum job's log."""
+    verb = "would delete" if dry_run else "deleted"
+    lines = [f"{verb} {folder_name(f)} ({len(f.objects)} objects, {f.size / 2**20:.1f} MiB, last written "
+             f"{f.newest:%Y-%m-%d %H:%M} UTC)" for f in plan.delete]  # fmt: skip
+    kept = (f"kept {len(plan.published)} published, {len(plan.recent)} younger than {keep_days:g} days and "
+            f"{len(plan.merge_bases)} that an execution of the last {keep_days:g} days merges onto")
+    return [*lines, f"{dataset}: {verb} {len(plan.delete)} run folders ({plan.bytes_freed / 2**20:.1f} MiB); {kept}"]

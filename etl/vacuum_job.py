@@ -18,7 +18,7 @@ from typing import Any
 
 from etl.spec import load_deployed_dataset
 from etl.storage import Storage, join_uri, write_json
-from etl.vacuum import VacuumPlan, folder_name, vacuum
+from etl.vacuum import VacuumPlan, describe, folder_name, vacuum
 
 REQUIRED_ARGS = ["dataset", "curated_uri", "staging_uri", "datasets_uri", "curated_database", "min_keep_days"]
 OPTIONAL_ARGS = ["keep_days", "dry_run", "lake_root", "JOB_RUN_ID"]
@@ -48,7 +48,8 @@ def _number(args: dict[str, str], key: str) -> float:
         raise ValueError(f"job argument --{key}: {args[key]!r} is not a number of days") from error
 
 
-def run(args: dict[str, str], storage: Storage, glue: Any, now: datetime) -> dict[str, Any]:
+def run(args: dict[str, str], storage: Storage, glue: Any, now: datetime) -> tuple[VacuumPlan, dict[str, Any]]:
+    """The vacuum's plan (carried out unless a dry run) and its report, also written to `report_uri`."""
     minimum = _number(args, "min_keep_days")
     keep_days = _number(args, "keep_days") if args.get("keep_days") else minimum
     dry_run = args.get("dry_run") or "false"
@@ -61,7 +62,7 @@ def run(args: dict[str, str], storage: Storage, glue: Any, now: datetime) -> dic
     result = summary(plan, keep_days, dry_run)
     run_id = args.get("JOB_RUN_ID") or now.strftime("%Y%m%dT%H%M%S")
     write_json(storage, report_uri(args["staging_uri"], spec.name, run_id), result)
-    return result
+    return plan, result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,13 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     from etl.storage import storage_for
 
     args = parse_job_args(list(sys.argv[1:] if argv is None else argv), REQUIRED_ARGS, OPTIONAL_ARGS)
-    result = run(args, storage_for(args.get("lake_root")), boto3.client("glue"), datetime.now(UTC))
-    verb = "would delete" if result["dry_run"] else "deleted"
-    for folder in result["deleted"]:
-        print(f"{args['dataset']}: {verb} {folder['folder']} ({folder['objects']} objects, {folder['bytes']} bytes)")
-    print(f"{args['dataset']}: {verb} {len(result['deleted'])} run folders ({result['bytes_freed']} bytes); kept "
-          f"{result['kept_published']} published, {result['kept_recent']} younger than {result['keep_days']:g} days "
-          f"and {len(result['kept_merge_bases'])} that a recent execution merges onto")  # fmt: skip
+    plan, result = run(args, storage_for(args.get("lake_root")), boto3.client("glue"), datetime.now(UTC))
+    for line in describe(plan, args["dataset"], result["keep_days"], result["dry_run"]):
+        print(line)
     return 0
 
 

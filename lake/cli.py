@@ -220,7 +220,7 @@ def cmd_vacuum(ctx, args, console: Console) -> int:
     from datetime import UTC, datetime
 
     from etl.spec import load_datasets
-    from etl.vacuum import VacuumError, folder_name, min_keep_days, vacuum
+    from etl.vacuum import VacuumError, describe, min_keep_days, vacuum
     from lake.ops import require_known_dataset
 
     require_known_dataset(args.dataset, ctx.resources.datasets)
@@ -234,13 +234,8 @@ def cmd_vacuum(ctx, args, console: Console) -> int:
                       datetime.now(UTC), keep_days, minimum, dry_run=args.dry_run)  # fmt: skip
     except VacuumError as error:
         raise LakeError(str(error)) from error
-    verb = "would delete" if args.dry_run else "deleted"
-    for folder in plan.delete:
-        console.print(f"{verb} {folder_name(folder)} ({len(folder.objects)} objects, {folder.size / 2**20:.1f} MiB, "
-                      f"last written {folder.newest:%Y-%m-%d %H:%M} UTC)")  # fmt: skip
-    kept = (f"kept {len(plan.published)} published, {len(plan.recent)} younger than {keep_days:g} days and "
-            f"{len(plan.merge_bases)} that an execution of the last {keep_days:g} days merges onto")
-    console.print(f"{args.dataset}: {verb} {len(plan.delete)} run folders ({plan.bytes_freed / 2**20:.1f} MiB); {kept}")
+    for line in describe(plan, args.dataset, keep_days, args.dry_run):
+        console.print(line)
     return 0
 
 

@@ -215,11 +215,11 @@ def test_vacuum_job__dry_run_reports_and_deletes_nothing_then_a_run_deletes(lake
     lake.write_text("s3://assets/datasets/orders/dataset.yaml",
                     (repo_root / "datasets" / "orders" / "dataset.yaml").read_text())  # fmt: skip
     before = lake.list_keys(CURATED + "/")
-    dry = run(job_args(dry_run="true"), lake, glue, NOW)
+    _, dry = run(job_args(dry_run="true"), lake, glue, NOW)
     assert lake.list_keys(CURATED + "/") == before
     assert [d["folder"] for d in dry["deleted"]] == [f"{P1}/run_id=run-1", f"{P1}/run_id=run-2", f"{P2}/run_id=run-5"]
 
-    done = run(job_args(JOB_RUN_ID="jr_2"), lake, glue, NOW)
+    _, done = run(job_args(JOB_RUN_ID="jr_2"), lake, glue, NOW)
     assert (done["dry_run"], done["keep_days"], done["bytes_freed"]) == (False, 7.0, 40)
     assert len(lake.list_keys(CURATED + "/")) == len(before) - 4
     assert json.loads(lake.read_text(report_uri(STAGING, "orders", "jr_2"))) == done
