@@ -8,7 +8,8 @@ partitions is reprocessed and nothing is merged. The manifest (JSON):
     {"objects": ["orders/ingest_date=2026-11-24/a.csv", ...],          # keys in the raw bucket
      "published": [{"partition": "ingest_date=2026-11-24",
                     "location": "s3://<curated>/orders/ingest_date=2026-11-24/run_id=<run>/"},
-                   {"partition": "ingest_date=2026-11-25", "location": ""}]}   # not published yet (or null)
+                   {"partition": "ingest_date=2026-11-25", "location": ""}],   # not published yet (or null)
+     "started_at": "2026-11-24T10:00:00.123Z"}                          # the execution's start (for the vacuum)
 
 Why merging gives what a full reprocessing gives: the published snapshot holds the winners among the
 objects of earlier batches. Its rows that came from an object of this batch are dropped first (the object

@@ -3,16 +3,21 @@ scheduled vacuum job, etl/vacuum_job.py).
 
 Every execution writes a new run folder per partition, and a batch copies the published files it does not touch
 into it (etl/snapshot.py), so a partition fed 24 times a day is stored about 12 times over by evening. Readers
-only see the folder its catalog partition points at; the other folders are superseded snapshots (kept a while
-for rollback, and for queries planned against them), candidates that failed data quality (kept for
-investigation), or the candidate of an execution still running or that may be redriven. A folder is deleted when
-no partition of the table points at it, its newest object is older than `keep_days` (at least `min_keep_days`),
-and no execution started within `keep_days` merges onto it (its batch manifest names the folder as the partition's
-published snapshot: a folder written long ago may have been superseded only yesterday, while an execution that
-read it can still be redriven); a folder that is not a run folder of the dataset's layout is never touched.
+only see the folder its catalog partition points at; the other folders are superseded snapshots (kept while
+queries planned against them may still run), candidates that failed data quality (kept for investigation), or
+the candidate of an execution still running or that may be redriven. A folder no partition points at is deleted
+- once it is known to have been superseded more than `QUERY_GRACE` ago (`superseded_times`, from the batch
+  manifests), unless an execution that merges onto it may still read it;
+- otherwise once its newest object is older than `keep_days` (at least `min_keep_days`), unless an execution
+  started within `keep_days` that merges onto it may still read it (a folder written long ago may have been
+  superseded only yesterday, while an execution that read it can still be redriven at its ETL).
+An execution may still read the folder it merges onto (its batch manifest names the folder as the partition's
+published snapshot) until it has published its own: only then is it done with it (`pending_merge_bases`). A
+folder that is not a run folder of the dataset's layout is never touched.
 
 The curated bucket is versioned, so a deleted object stays restorable as a noncurrent version until the bucket's
-lifecycle rule expires it (30 days). A deleted folder's footer index and DQ statistics (staging) go with it.
+lifecycle rule expires it (`curated_noncurrent_days`). A deleted folder's footer index and DQ statistics (staging)
+go with it.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class VacuumPlan:
     published: list[RunFolder] = field(default_factory=list)
     recent: list[RunFolder] = field(default_factory=list)  # not published, but younger than keep_days
     merge_bases: list[RunFolder] = field(default_factory=list)  # old, but a recent execution merges onto it
+    superseded: list[RunFolder] = field(default_factory=list)  # deleted before their keep: superseded long enough
 
     @property
     def bytes_freed(self) -> int:
@@ -101,25 +107,86 @@ def min_keep_days(execution_timeout_minutes: int) -> int:
     return REDRIVE_WINDOW_DAYS + max(1, math.ceil(execution_timeout_minutes / (24 * 60)))
 
 
-def merge_bases(storage: Storage, staging_uri: str, spec: DatasetSpec, since: datetime) -> set[str]:
-    """The published snapshots (folder URIs, without the trailing slash) that the executions started after `since`
-    merge onto, from their batch manifests (`manifests/<dataset>/<execution>.json`, written at the start; see
-    etl/batch.py). An unreadable manifest fails the vacuum naming it rather than risk deleting what it names."""
-    bases: set[str] = set()
-    for manifest in storage.list_objects(join_uri(staging_uri, "manifests", spec.name) + "/"):
-        if manifest.modified <= since:
+# A folder superseded in the catalog is deleted only this long after: a query planned against it may still be
+# reading it. Athena cancels a DML query after 30 minutes by default, after at most 240 on request
+# (https://docs.aws.amazon.com/athena/latest/ug/service-limits.html); the rest is margin for queueing.
+QUERY_GRACE = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class BatchManifest:
+    """What the vacuum needs of an execution's batch manifest (etl/batch.py)."""
+
+    execution: str  # its name: the `run_id` of the folders it writes
+    written: datetime  # last modified: after the execution looked the published snapshots up
+    started: datetime | None  # when the execution started, before it looked them up (absent in older manifests)
+    bases: dict[str, str]  # partition -> the published folder it merges onto (without the trailing slash)
+
+
+def read_manifests(storage: Storage, staging_uri: str, spec: DatasetSpec, since: datetime) -> list[BatchManifest]:
+    """The batch manifests (`manifests/<dataset>/<execution>.json`, written at the start; see etl/batch.py) of the
+    executions that wrote them after `since`. An unreadable manifest fails the vacuum naming it rather than risk
+    deleting what it names."""
+    manifests = []
+    for stored in storage.list_objects(join_uri(staging_uri, "manifests", spec.name) + "/"):
+        if stored.modified <= since or not stored.uri.endswith(".json"):
             continue
         try:
-            entries = json.loads(storage.read_text(manifest.uri)).get("published") or []
-            bases.update(e["location"].rstrip("/") for e in entries if e.get("location"))
-        except (ValueError, AttributeError, TypeError) as error:
-            raise VacuumError(f"batch manifest {manifest.uri} is not readable ({error}): cannot tell which folder "
-                              f"its execution merges onto, so nothing was deleted; fix or remove it") from error
-    return bases
+            document = json.loads(storage.read_text(stored.uri))
+            entries = document.get("published") or []
+            bases = {e["partition"]: e["location"].rstrip("/") for e in entries if e.get("location")}
+            started = document.get("started_at")
+            started = datetime.fromisoformat(started) if started is not None else None
+        except (ValueError, AttributeError, TypeError, KeyError) as error:
+            raise VacuumError(
+                f"batch manifest {stored.uri} is not readable ({error}): cannot tell which folder "
+                f"its execution merges onto, so nothing was deleted; fix or remove it"
+            ) from error
+        manifests.append(BatchManifest(PurePosixPath(stored.uri).stem, stored.modified, started, bases))
+    return sorted(manifests, key=lambda m: m.written)
+
+
+def pending_merge_bases(manifests: list[BatchManifest], published: set[str], curated_uri: str,
+                        spec: DatasetSpec) -> set[str]:  # fmt: skip
+    """The folders some execution merges onto and may still read: it has not published its own folder of that
+    partition yet (it may be running, or fail and be redriven at its ETL). An execution has published its folder if a
+    partition points at it now, or if another execution's manifest names it (that execution looked it up as the
+    published snapshot). One that failed data quality never publishes: its merge bases wait out the keep."""
+    named = published | {location for m in manifests for location in m.bases.values()}
+    return {
+        base
+        for m in manifests
+        for partition, base in m.bases.items()
+        if join_uri(curated_uri, spec.name, partition, f"{RUN_FOLDER}={m.execution}") not in named
+    }
+
+
+def superseded_times(manifests: list[BatchManifest], published: set[str]) -> dict[str, datetime]:
+    """Folder -> a time by which no partition pointed at it any more, where the manifests prove one.
+
+    Execution A's manifest names folder F as the published snapshot of a partition; execution B, started after A's
+    manifest was written, names another folder G. A looked F up before writing its manifest and B looked G up after
+    it started, so F was replaced in between, before B's manifest was written. F cannot come back: a batch run
+    publishes only over the snapshot it merged onto, a manual re-run only over an older snapshot, so a folder is
+    published once. A folder a partition points at now is not superseded, whatever the manifests say."""
+    times: dict[str, datetime] = {}
+    last_named: dict[tuple[str, str], datetime] = {}
+    for m in manifests:
+        for partition, base in m.bases.items():
+            last_named[partition, base] = max(m.written, last_named.get((partition, base), m.written))
+    for (partition, folder), named in last_named.items():
+        if folder in published:
+            continue
+        later = [m.written for m in manifests if m.started is not None and m.started > named
+                 and m.bases.get(partition, folder) != folder]  # fmt: skip
+        if later:
+            times[folder] = min(later)
+    return times
 
 
 def plan_vacuum(folders: list[RunFolder], published: set[str], now: datetime, keep_days: float,
-                minimum_days: int, bases: Collection[str] = ()) -> VacuumPlan:  # fmt: skip
+                minimum_days: int, bases: Collection[str] = (),
+                superseded: dict[str, datetime] | None = None) -> VacuumPlan:  # fmt: skip
     if keep_days < minimum_days:
         raise VacuumError(f"keep of {keep_days:g} days: keep at least {minimum_days} days, the redrive window "
                           f"({REDRIVE_WINDOW_DAYS} days) plus the stage's longest execution "
@@ -127,12 +194,17 @@ def plan_vacuum(folders: list[RunFolder], published: set[str], now: datetime, ke
                           f"superseded since it started, or not have published its own yet")  # fmt: skip
     plan = VacuumPlan()
     cutoff = now - timedelta(days=keep_days)
+    superseded = superseded or {}
     for folder in folders:
-        if folder.uri.rstrip("/") in published:
+        uri = folder.uri.rstrip("/")
+        if uri in published:
             plan.published.append(folder)
+        elif uri in superseded and superseded[uri] <= now - QUERY_GRACE and uri not in bases:
+            plan.superseded.append(folder)
+            plan.delete.append(folder)
         elif folder.newest > cutoff:
             plan.recent.append(folder)
-        elif folder.uri.rstrip("/") in bases:
+        elif uri in bases:
             plan.merge_bases.append(folder)
         else:
             plan.delete.append(folder)
@@ -143,10 +215,13 @@ def vacuum(storage: Storage, glue: Any, database: str, spec: DatasetSpec, curate
            now: datetime, keep_days: float, minimum_days: int, dry_run: bool = False) -> VacuumPlan:  # fmt: skip
     """Plan, and unless `dry_run` delete, the dataset's run folders no partition publishes. The pipeline only
     ever publishes a folder its own execution just wrote, so a folder older than `minimum_days` that no partition
-    points at now never will; and only an execution that started within the keep can still read one."""
+    points at now never will, nor will a folder that was published once; and only an execution that started within
+    the keep can still read one."""
     published = published_locations(glue, database, spec.curated_table)
-    bases = merge_bases(storage, staging_uri, spec, now - timedelta(days=keep_days))
-    plan = plan_vacuum(run_folders(storage, curated_uri, spec), published, now, keep_days, minimum_days, bases)
+    manifests = read_manifests(storage, staging_uri, spec, now - timedelta(days=keep_days))
+    bases = pending_merge_bases(manifests, published, curated_uri, spec)
+    plan = plan_vacuum(run_folders(storage, curated_uri, spec), published, now, keep_days, minimum_days, bases,
+                       superseded_times(manifests, published))  # fmt: skip
     if dry_run:
         return plan
     for folder in plan.delete:
@@ -165,8 +240,19 @@ def describe(plan: VacuumPlan, dataset: str, keep_days: float, dry_run: bool) ->
     """What a vacuum deleted (or would) and kept, a line per deleted folder and a total: `lake vacuum`'s output and
     the vacuum job's log."""
     verb = "would delete" if dry_run else "deleted"
+    superseded = {f.uri for f in plan.superseded}
     lines = [f"{verb} {folder_name(f)} ({len(f.objects)} objects, {f.size / 2**20:.1f} MiB, last written "
-             f"{f.newest:%Y-%m-%d %H:%M} UTC)" for f in plan.delete]  # fmt: skip
-    kept = (f"kept {len(plan.published)} published, {len(plan.recent)} younger than {keep_days:g} days and "
-            f"{len(plan.merge_bases)} that an execution of the last {keep_days:g} days merges onto")
-    return [*lines, f"{dataset}: {verb} {len(plan.delete)} run folders ({plan.bytes_freed / 2**20:.1f} MiB); {kept}"]
+             f"{f.newest:%Y-%m-%d %H:%M} UTC{', superseded' if f.uri in superseded else ''})"
+             for f in plan.delete]  # fmt: skip
+    kept = (
+        f"kept {len(plan.published)} published, {len(plan.recent)} younger than {keep_days:g} days and "
+        f"{len(plan.merge_bases)} that an execution of the last {keep_days:g} days merges onto"
+    )
+    grace_hours = QUERY_GRACE.total_seconds() / 3600
+    early = (
+        f", {len(plan.superseded)} of them superseded more than {grace_hours:g} hours ago" if plan.superseded else ""
+    )
+    return [
+        *lines,
+        f"{dataset}: {verb} {len(plan.delete)} run folders ({plan.bytes_freed / 2**20:.1f} MiB{early}); {kept}",
+    ]

@@ -34,6 +34,7 @@ def summary(plan: VacuumPlan, keep_days: float, dry_run: bool) -> dict[str, Any]
         "keep_days": keep_days,
         "deleted": [{"folder": folder_name(f), "objects": len(f.objects), "bytes": f.size,
                      "last_written": f.newest.isoformat()} for f in plan.delete],  # fmt: skip
+        "superseded": [folder_name(f) for f in plan.superseded],
         "bytes_freed": plan.bytes_freed,
         "kept_published": len(plan.published),
         "kept_recent": len(plan.recent),

@@ -652,7 +652,9 @@ class LakePipeline(Construct):
         batch = sfn.Pass(
             self,
             "Batch manifest",
-            parameters={"objects.$": "$.objects", "published.$": "$.published"},
+            # started_at: when the vacuum may treat a folder another manifest names as superseded (etl/vacuum.py)
+            parameters={"objects.$": "$.objects", "published.$": "$.published",
+                        "started_at.$": "$$.Execution.StartTime"},
             result_path="$.manifest",
         )
         use = sfn.Pass(

@@ -415,7 +415,9 @@ def _patch_unnamed_executions() -> None:
 
 # Defect 7 (new): the context object's `$$.Execution.StartTime` is a Python datetime, so any
 # States.Format or JSON serialisation of it fails with "Object of type datetime is not JSON serializable".
-# AWS provides an ISO 8601 string. Fix: convert it when the evaluation environment is built.
+# AWS provides an ISO 8601 string in milliseconds, as DescribeExecution's startDate ("2019-03-26T20:14:13.192Z",
+# https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html). Fix: convert it when the
+# evaluation environment is built.
 def _patch_context_start_time() -> None:
     cls = importlib.import_module("moto.stepfunctions.parser.backend.execution_worker").ExecutionWorker
     original = cls._get_evaluation_environment
@@ -426,7 +428,8 @@ def _patch_context_start_time() -> None:
         env = original(self)
         execution = env.states.context_object.context_object_data["Execution"]
         if hasattr(execution.get("StartTime"), "isoformat"):
-            execution["StartTime"] = execution["StartTime"].isoformat().replace("+00:00", "Z")
+            start = execution["StartTime"].astimezone(datetime.UTC)
+            execution["StartTime"] = start.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return env
 
     _get_evaluation_environment._lake_patched = True  # type: ignore[attr-defined]

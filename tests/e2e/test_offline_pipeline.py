@@ -237,9 +237,10 @@ def test_incremental_batches__update_duplicate_file_bad_batch_then_rerun(pipelin
 def test_scheduled_vacuum__deletes_superseded_folders_keeps_what_readers_and_redrives_need(pipeline):
     """The synthesized vacuum trigger fired against the lake of the incremental test (that test's day, whose four run
     folders are: batch 1's and batch 2's, superseded; batch 3's, failed DQ; the re-run's, published). Every file is
-    set a month back, except batch 3's manifest (its execution started yesterday and can still be redriven at its
-    ETL, which reads batch 2's folder again): batch 2's folder stays, batch 1's and batch 3's go, with their footer
-    indexes, and readers see the same rows."""
+    set a month back, except the manifests of batch 2 (two days ago) and batch 3 (yesterday). Batch 3's execution
+    can still be redriven at its ETL, which reads batch 2's folder again: that folder stays. Batch 1's folder goes as
+    superseded: batch 2's manifest names it, and batch 3's, written yesterday by an execution started after, names
+    batch 2's. Batch 3's goes by its age. Their footer indexes go with them, and readers see the same rows."""
     day = "ingest_date=2026-10-21"
     curated, staging = pipeline.bucket("StorageCurated"), pipeline.bucket("StorageStaging")
     rows = _curated(pipeline, f"ingest_date = '{day[12:]}'")
@@ -256,10 +257,11 @@ def test_scheduled_vacuum__deletes_superseded_folders_keeps_what_readers_and_red
     )["Partition"]["StorageDescriptor"]["Location"]
     published = location.rstrip("/").rsplit("/", 1)[1]
     assert len(folders) == 4 and len(bases) == 2 and published not in bases
-    batch_2 = max(bases, key=written.__getitem__)  # batch 3 merged onto it
-    month_ago, yesterday = time.time() - 30 * 86400, time.time() - 86400
+    batch_1, batch_2 = sorted(bases, key=written.__getitem__)  # batch 2 merged onto batch 1, batch 3 onto batch 2
+    month_ago, two_days_ago, yesterday = (time.time() - days * 86400 for days in (30, 2, 1))
     for path in [*pipeline.storage.local_path(f"s3://{curated}/orders").rglob("*"), *manifests]:
         os.utime(path, (month_ago, month_ago))
+    os.utime(bases[batch_1], (two_days_ago, two_days_ago))
     os.utime(bases[batch_2], (yesterday, yesterday))
 
     (started,) = [s for s in pipeline.fire_scheduled_triggers() if s[0] == pipeline.job_name("HousekeepingVacuumJob")]
@@ -272,6 +274,7 @@ def test_scheduled_vacuum__deletes_superseded_folders_keeps_what_readers_and_red
     assert sorted(name for name, f in folders.items() if holding_files(f)) == sorted([published, batch_2])
     report = read_json(pipeline.storage, f"s3://{staging}/runs/orders/vacuum/{started[1]}.json")
     assert report["kept_merge_bases"] == [f"{day}/{batch_2}"]
+    assert report["superseded"] == [f"{day}/{batch_1}"]
     assert {d["folder"] for d in report["deleted"]} >= {f"{day}/{n}" for n in folders if n not in (published, batch_2)}
     assert _curated(pipeline, f"ingest_date = '{day[12:]}'") == rows
     indexed = pipeline.storage.local_path(f"s3://{staging}/footers/orders/{day}").glob("run_id=*")

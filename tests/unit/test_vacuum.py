@@ -12,7 +12,16 @@ from moto import mock_aws
 
 from etl.spec import load_dataset
 from etl.storage import LocalStorage, S3Storage
-from etl.vacuum import VacuumError, min_keep_days, plan_vacuum, run_folders, vacuum
+from etl.vacuum import (
+    VacuumError,
+    describe,
+    min_keep_days,
+    plan_vacuum,
+    read_manifests,
+    run_folders,
+    superseded_times,
+    vacuum,
+)
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 DATABASE = "lake_test_curated"
@@ -98,11 +107,17 @@ def test_vacuum__a_longer_keep_keeps_more(lake, glue, spec):
     assert [f.uri for f in plan.delete] == [folder(P1, "run-1"), folder(P2, "run-5")]
 
 
-def manifest(storage: LocalStorage, execution: str, age_days: float, published: dict[str, str] | str) -> None:
-    """An execution's batch manifest (etl/batch.py), written when it started `age_days` ago."""
-    body = published if isinstance(published, str) else json.dumps(
-        {"objects": [], "published": [{"partition": p, "location": loc} for p, loc in published.items()]})
-    land(storage, f"{STAGING}/manifests/orders/{execution}.json", age_days, body)
+def manifest(storage: LocalStorage, execution: str, age_days: float, published: dict[str, str] | str,
+             started_days: float | None = None) -> None:  # fmt: skip
+    """An execution's batch manifest (etl/batch.py), written `age_days` ago by an execution started `started_days`
+    ago (as the state machine writes it, `$$.Execution.StartTime`; without it, as older manifests were)."""
+    if isinstance(published, str):
+        land(storage, f"{STAGING}/manifests/orders/{execution}.json", age_days, published)
+        return
+    document = {"objects": [], "published": [{"partition": p, "location": loc} for p, loc in published.items()]}
+    if started_days is not None:
+        document["started_at"] = (NOW - timedelta(days=started_days)).isoformat().replace("+00:00", "Z")
+    land(storage, f"{STAGING}/manifests/orders/{execution}.json", age_days, json.dumps(document))
 
 
 def test_vacuum__keeps_an_old_folder_a_recent_execution_merges_onto(lake, glue, spec):
@@ -118,6 +133,108 @@ def test_vacuum__keeps_an_old_folder_a_recent_execution_merges_onto(lake, glue, 
     assert [f.uri for f in plan.merge_bases] == [folder(P1, "run-2")]
     assert [f.uri for f in plan.delete] == [folder(P1, "run-1"), folder(P2, "run-5")]
     assert f"{folder(P1, 'run-2')}/part-0.parquet" in lake.list_keys(CURATED + "/")
+
+
+@pytest.fixture
+def chain(tmp_path, glue):
+    """P1 fed by batch executions b1..b4, each merging onto the previous one's folder, all written within the
+    keep; b4 is published. b4's manifest, written a day ago, names b3: b3 was published then, and b2 (which b3's
+    manifest names) was superseded by then; b1 was by the time b3's manifest was written, 2 days ago. When b3 was
+    superseded no manifest tells (b4 is a batch run: its publish time is not recorded)."""
+    storage = LocalStorage(tmp_path)
+    for run, age in (("b1", 4.0), ("b2", 3.0), ("b3", 2.0), ("b4", 1.0)):
+        land(storage, f"{folder(P1, run)}/part-0.parquet", age - 0.01)
+    manifest(storage, "b2", 3.0, {P1: folder(P1, "b1") + "/"}, started_days=3.001)
+    manifest(storage, "b3", 2.0, {P1: folder(P1, "b2") + "/"}, started_days=2.001)
+    manifest(storage, "b4", 1.0, {P1: folder(P1, "b3") + "/"}, started_days=1.001)
+    publish(glue, P1, "b4")
+    return storage
+
+
+def publish_again(glue, partition: str, run: str) -> None:
+    value = partition.split("=", 1)[1]
+    location = f"{CURATED}/orders/{partition}/run_id={run}/"
+    glue.update_partition(DatabaseName=DATABASE, TableName="orders", PartitionValueList=[value],
+                          PartitionInput={"Values": [value], "StorageDescriptor": {"Location": location}})  # fmt: skip
+
+
+def test_vacuum__deletes_superseded_folders_before_the_keep(chain, glue, spec):
+    """The manifests prove b1 and b2 superseded a day or more ago, and every execution that merges onto one of
+    them has published its own folder since: they go at once, not after the 15-day keep. b3 waits out the keep."""
+    plan = vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1)
+
+    assert [f.uri for f in plan.superseded] == [folder(P1, "b1"), folder(P1, "b2")]
+    assert [f.uri for f in plan.delete] == [folder(P1, "b1"), folder(P1, "b2")]
+    assert [f.uri for f in plan.recent] == [folder(P1, "b3")]
+    assert chain.list_keys(CURATED + "/") == [f"{folder(P1, run)}/part-0.parquet" for run in ("b3", "b4")]
+    summary = describe(plan, "orders", 15, dry_run=False)
+    assert summary[0].endswith("superseded)")
+    assert "2 of them superseded more than 6 hours ago" in summary[-1]
+
+
+def test_vacuum__keeps_a_superseded_folder_an_unpublished_execution_merges_onto(chain, glue, spec):
+    """b5 started an hour ago merging onto b4, then b6 (a manual re-run, which writes no manifest) replaced b4; b5
+    has not published its folder: it may fail and be redriven at its ETL, which reads b4 again. The manifests prove
+    nothing about b4, which waits out the keep."""
+    land(chain, f"{folder(P1, 'b5')}/part-0.parquet", 0.03)
+    land(chain, f"{folder(P1, 'b6')}/part-0.parquet", 0.02)
+    manifest(chain, "b5", 0.04, {P1: folder(P1, "b4") + "/"}, started_days=0.041)
+    publish_again(glue, P1, "b6")
+
+    plan = vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1)
+
+    assert [f.uri for f in plan.recent] == [folder(P1, "b3"), folder(P1, "b4"), folder(P1, "b5")]
+    assert [f.uri for f in plan.delete] == [folder(P1, "b1"), folder(P1, "b2")]
+    # b7 started after b5's manifest was written and names b6: b4 is proven superseded 40 minutes ago, and still
+    # kept six hours later, for b5; b3 is not held by anyone (b4 has published), so it goes then.
+    manifest(chain, "b7", 0.028, {P1: folder(P1, "b6") + "/"}, started_days=0.029)
+    later = vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW + timedelta(hours=6), keep_days=15,
+                   minimum_days=1, dry_run=True)  # fmt: skip
+    assert [f.uri for f in later.superseded] == [folder(P1, "b3")]
+    assert folder(P1, "b4") in [f.uri for f in later.recent]
+
+
+def test_vacuum__a_folder_superseded_within_the_grace_is_kept(chain, glue, spec):
+    """b7 published over b4, and b8, started 1 hour ago, names b7: b4 was superseded within the last hour, and a
+    query planned on it may still run; so was b3 within the last 2 hours (b7 names b4). Six hours later both go: b7
+    merges onto b4 but has published, so it does not hold b4."""
+    land(chain, f"{folder(P1, 'b7')}/part-0.parquet", 0.1)
+    manifest(chain, "b7", 2 / 24, {P1: folder(P1, "b4") + "/"}, started_days=2 / 24 + 0.001)
+    manifest(chain, "b8", 1 / 24, {P1: folder(P1, "b7") + "/"}, started_days=1 / 24 + 0.001)
+    publish_again(glue, P1, "b7")
+
+    plan = vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1, dry_run=True)
+
+    assert [f.uri for f in plan.recent] == [folder(P1, "b3"), folder(P1, "b4")]
+    assert [f.uri for f in plan.superseded] == [folder(P1, "b1"), folder(P1, "b2")]
+    later = vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW + timedelta(hours=6), keep_days=15,
+                   minimum_days=1, dry_run=True)  # fmt: skip
+    assert [f.uri for f in later.superseded] == [folder(P1, run) for run in ("b1", "b2", "b3", "b4")]
+
+
+def test_vacuum__manifests_written_concurrently_prove_nothing(chain, spec):
+    """b9 started before b4's manifest was written but wrote its own after, naming b2: it looked the partition up
+    before b3 was published, so it does not prove b3 superseded half a day ago. It does not prove b2 current half a
+    day ago either, but the vacuum does not need that: b2 is left unproven (named after every later start)."""
+    manifest(chain, "b9", 0.5, {P1: folder(P1, "b2") + "/"}, started_days=1.002)
+    times = superseded_times(read_manifests(chain, STAGING, spec, NOW - timedelta(days=15)), {folder(P1, "b4")})
+    assert times == {folder(P1, "b1"): NOW - timedelta(days=2.0)}
+
+
+def test_vacuum__manifests_without_a_start_time_release_nothing_early(chain, glue, spec):
+    for execution, age, base in (("b2", 3.0, "b1"), ("b3", 2.0, "b2"), ("b4", 1.0, "b3")):
+        manifest(chain, execution, age, {P1: folder(P1, base) + "/"})
+    plan = vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1, dry_run=True)
+    assert (plan.delete, len(plan.recent)) == ([], 3)
+    assert superseded_times(read_manifests(chain, STAGING, spec, NOW - timedelta(days=15)), set()) == {}
+
+
+def test_vacuum__a_manifest_with_a_bad_start_time_stops_it_naming_the_manifest(chain, glue, spec):
+    land(chain, f"{STAGING}/manifests/orders/b5.json", 0.5, json.dumps({"objects": [], "started_at": "yesterday"}))
+    with pytest.raises(VacuumError, match=r"batch manifest s3://staging-bucket/manifests/orders/b5.json is not "
+                                        r"readable .*yesterday"):  # fmt: skip
+        vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1)
+    assert len(chain.list_keys(CURATED + "/")) == 4
 
 
 def test_vacuum__an_unreadable_recent_manifest_stops_it_naming_the_manifest(lake, glue, spec):

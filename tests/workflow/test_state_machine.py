@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 
@@ -519,6 +520,10 @@ def test_execution__a_batch_run_reads_only_its_objects_merged_onto_the_published
     first_folder = f"s3://{curated}/orders/{PARTITION}/run_id={first.name}/"
 
     manifests = [_read(pipeline, args["--manifest_uri"]) for args in etl_args]
+    sfn = pipeline.cloud.client("stepfunctions")
+    for manifest, execution in zip(manifests, (first, second), strict=True):  # what the vacuum orders them by
+        started = datetime.fromisoformat(manifest.pop("started_at"))
+        assert started == sfn.describe_execution(executionArn=execution.arn)["startDate"]
     assert manifests[0] == {"objects": [f"orders/{PARTITION}/a.csv"], "published": [{"partition": PARTITION,
                                                                                     "location": ""}]}
     assert manifests[1] == {"objects": [f"orders/{PARTITION}/b.csv"], "published": [{"partition": PARTITION,
