@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import threading
@@ -39,7 +40,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 from bench.job_model import JobModel, calibrate  # noqa: E402
 from etl import transforms as tf  # noqa: E402
 from etl.storage import LocalStorage  # noqa: E402
-from etl.vacuum import min_keep_days  # noqa: E402
+from etl.vacuum import QUERY_GRACE, min_keep_days  # noqa: E402
 from lake.executions import ExecutionResult  # noqa: E402
 from lake.local import crawler as local_crawler  # noqa: E402
 from lake.local.glue_runtime import SimulatedJob  # noqa: E402
@@ -75,7 +76,6 @@ SFN_MAX_INPUT_BYTES = 256 * 1024  # StartExecution input quota (the Pipe sends t
 #   https://aws.amazon.com/s3/pricing/ (S3 Standard, first 50 TB)
 S3_PER_GB_MONTH = 0.023
 S3_PER_PUT_COPY_REQUEST = 0.005 / 1_000  # PUT, COPY, POST and LIST requests
-CURATED_NONCURRENT_DAYS = 30  # workflows/storage.py: a deleted curated object is kept 30 days as a noncurrent version
 HOURS_PER_MONTH = 730
 
 # -- the issue's target and what AWS durations are assumed (not measurable offline) ----------------------------
@@ -306,6 +306,22 @@ def analyse(pipeline: LocalPipeline, landed: dict[str, str], batched: list[Execu
 
 
 # -- cost model -----------------------------------------------------------------------------------------------
+def vacuum_hour(stage: Any) -> float:
+    """The UTC hour of day the stage's scheduled vacuum runs (a daily Glue cron, `vacuum_schedule`)."""
+    daily = re.fullmatch(r"cron\((\d+) (\d+) \* \* \? \*\)", stage.vacuum_schedule or "")
+    if not daily:
+        raise SystemExit(f"bench/burst.py prices a daily vacuum; stage {stage.name} has vacuum_schedule "
+                         f"{stage.vacuum_schedule!r}")  # fmt: skip
+    return int(daily[2]) + int(daily[1]) / 60
+
+
+def superseded_current_days(hour: float, proven_after_h: float, vacuum_at: float) -> float:
+    """Days a run folder written at `hour` (UTC, of its partition's day) stays a current object once superseded:
+    the vacuum deletes it at its first daily run QUERY_GRACE after the manifests prove it superseded (etl/vacuum.py)."""
+    releasable = hour + proven_after_h + QUERY_GRACE.total_seconds() / 3600
+    return (vacuum_at + 24 * math.ceil((releasable - vacuum_at) / 24) - hour) / 24
+
+
 def day_of_job_runs(model: JobModel, stage: Any, executions_per_hour: float, partitions_per_execution: int,
                     files_per_hour: float, partitions: int, merge: str) -> dict[str, Any]:  # fmt: skip
     """ETL and DQ seconds on AWS of every execution of one day, while its daily partitions grow from empty (at
@@ -318,7 +334,12 @@ def day_of_job_runs(model: JobModel, stage: Any, executions_per_hour: float, par
     executions = max(1, round(24 * executions_per_hour))
     cores = model.aws_cores(stage.etl_worker_type, stage.etl_number_of_workers)
     part_files = tf.write_tasks(round(batch_rows), cores)  # a part spans the run's partitions: files per folder
-    etl, dq, requests, written = [], [], 0.0, 0.0
+    etl, dq, requests, written, stored = [], [], 0.0, 0.0, 0.0
+    # A partition's run folder is proven superseded once the manifest of the run after next is written; the day's
+    # last folder stays published, the one before it waits out the keep (no later manifest names another folder).
+    runs_per_partition = executions * partitions_per_execution / partitions
+    proven_after_h = 2 / executions_per_hour * partitions / partitions_per_execution
+    vacuum_at, keep_days = vacuum_hour(stage), min_keep_days(stage.execution_timeout_minutes)
     for n in range(executions):
         published = n / executions_per_hour * rows_per_partition_hour * partitions_per_execution
         rewritten = {"recent": min(published, batch_rows), "spread": published, "full": 0}[merge]
@@ -336,10 +357,19 @@ def day_of_job_runs(model: JobModel, stage: Any, executions_per_hour: float, par
         copies = max(0.0, runs_before - 1) * part_files if merge == "recent" else 0.0
         puts = part_files * (2 if published and merge != "full" else 1)
         requests += (copies + puts) * partitions_per_execution
-        written += (published + batch_rows) * model.curated_bytes_per_row  # `published`: over its partitions
+        folder_bytes = (published + batch_rows) * model.curated_bytes_per_row  # `published`: over its partitions
+        written += folder_bytes
+        position = (n + 1) * partitions_per_execution / partitions  # this run's folders are the partitions' k-th
+        if position <= runs_per_partition - 2 and merge != "full":  # a full reprocessing writes no manifest
+            current_days = superseded_current_days(n / executions_per_hour, proven_after_h, vacuum_at)
+        else:
+            current_days = keep_days if position <= runs_per_partition - 1 else 0.0  # 0: published, not superseded
+        if current_days:  # byte-days a day's folders stay stored: the steady-state bytes they occupy
+            stored += folder_bytes * (current_days + stage.curated_noncurrent_days)
     return {"etl_s": etl, "dq_s": dq, "batch_rows": batch_rows,
             "partition_rows_at_midnight": 24 * rows_per_partition_hour,
             "s3_requests_per_day": requests, "curated_bytes_written_per_day": written, "files_per_part": part_files,
+            "superseded_bytes_stored": stored,
             "published_bytes_per_day": files_per_hour * 24 * ASSUMED_ROWS_PER_FILE * model.curated_bytes_per_row}
 
 
@@ -353,7 +383,6 @@ def monthly_cost(executions_per_hour: float, records_per_execution: float, parti
                  profile: dict[str, float], poll_interval_s: float, pipe_batch: int, bytes_per_record: float,
                  runs: dict[str, Any], stage: Any) -> dict[str, float]:  # fmt: skip
     """USD per month for one design, from measured state counts and the day of job runs (`day_of_job_runs`)."""
-    keep_days = min_keep_days(stage.execution_timeout_minutes)  # the vacuum's default keep
     polls = math.ceil(ASSUMED_AWS_CRAWL_S / poll_interval_s)
     crawls_per_hour = min(executions_per_hour, NEW_PARTITIONS_PER_HOUR)
     crawl_share = crawls_per_hour / executions_per_hour
@@ -378,10 +407,9 @@ def monthly_cost(executions_per_hour: float, records_per_execution: float, parti
         "sqs": sqs_requests * SQS_PER_REQUEST,
         "sns_cloudwatch": executions_per_hour * (SNS_PER_PUBLISH + SNS_PER_EMAIL + CLOUDWATCH_PER_PUT_METRIC_DATA),
         "s3_curated_requests": runs["s3_requests_per_day"] / 24 * S3_PER_PUT_COPY_REQUEST,
-        # Every folder a day writes is superseded within the day (but the last), and the vacuum deletes it after
-        # its keep; S3 then keeps it as a noncurrent version for 30 more days: stored keep + 30 days in all.
-        "s3_superseded_storage": runs["curated_bytes_written_per_day"] / 1e9 * (keep_days + CURATED_NONCURRENT_DAYS)
-        * S3_PER_GB_MONTH / HOURS_PER_MONTH,
+        # Every folder a day writes is superseded within the day (but the last); the vacuum deletes it, and S3 keeps
+        # it as a noncurrent version for curated_noncurrent_days more (`day_of_job_runs`).
+        "s3_superseded_storage": runs["superseded_bytes_stored"] / 1e9 * S3_PER_GB_MONTH / HOURS_PER_MONTH,
     }
     monthly = {k: v * (1 if k == "transitions_per_execution" else HOURS_PER_MONTH) for k, v in hourly.items()}
     monthly["total"] = sum(v for k, v in monthly.items() if k != "transitions_per_execution")
@@ -517,16 +545,20 @@ def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[st
     print("full reproc. = batched, but every run re-reads every object of its partitions (no batch manifest)")
     print(f"batched with the updates spread over the whole day (every run rewrites its partitions): "
           f"${spread['total']:,.2f} per month, Glue ETL ${spread['glue_etl']:,.2f}")
-    keep = min_keep_days(dev.execution_timeout_minutes)
+    keep, vacuum_at = min_keep_days(dev.execution_timeout_minutes), vacuum_hour(dev)
     runs = day["batched"]
     cores, part_files = model.aws_cores(dev.etl_worker_type, dev.etl_number_of_workers), runs["files_per_part"]
     print(f"curated S3, batched: {runs['s3_requests_per_day'] / 1e6:.1f}M PUT + COPY requests a day (a run copies "
           f"every published file it does not rewrite; {part_files} file per folder and written part: "
           f"{runs['batch_rows']:,.0f} rows a batch over its partitions, tf.write_tasks on {cores} "
           f"executor cores), {runs['curated_bytes_written_per_day'] / 1e12:.2f} TB "
-          f"of run folders written a day ({model.curated_bytes_per_row:.1f} bytes per row, measured), kept {keep} "
-          f"days by the vacuum + {CURATED_NONCURRENT_DAYS} days as noncurrent versions; without the vacuum they "
-          f"would pile up: each month would cost "
+          f"of run folders written a day ({model.curated_bytes_per_row:.1f} bytes per row, measured). Superseded, "
+          f"they stay current until the daily vacuum at {vacuum_at // 1:02.0f}:{vacuum_at % 1 * 60:02.0f} UTC after "
+          f"{QUERY_GRACE.total_seconds() / 3600:g} h of grace (each partition's second-to-last folder of the day: "
+          f"{keep} days, the keep), then {dev.curated_noncurrent_days} days as noncurrent versions: "
+          f"{runs['superseded_bytes_stored'] / 1e12:.2f} TB stored at any time, "
+          f"{runs['superseded_bytes_stored'] / runs['curated_bytes_written_per_day']:.1f} days of writes; without the "
+          f"vacuum they would pile up: each month would cost "
           f"${runs['curated_bytes_written_per_day'] / 1e9 * 30.4 * S3_PER_GB_MONTH:,.0f} more than the one before. "
           f"The published data itself: {runs['published_bytes_per_day'] / 1e9:.1f} GB a day "
           f"(${runs['published_bytes_per_day'] / 1e9 * 30.4 * S3_PER_GB_MONTH:,.2f} more per month for each month "

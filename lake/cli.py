@@ -64,8 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     vacuum = commands.add_parser("vacuum", help="delete the curated run folders no partition publishes")
     vacuum.add_argument("dataset")
     vacuum.add_argument("--keep-days", type=float, default=None,
-                        help="keep unpublished folders younger than this; default and minimum: the 14-day redrive "
-                             "window plus the stage's longest execution (15 days with a 240 min timeout)")  # fmt: skip
+                        help="keep unpublished folders younger than this, unless proven superseded more than 6 hours "
+                             "ago; default and minimum: the 14-day redrive window plus the stage's longest "
+                             "execution (15 days with a 240 min timeout)")  # fmt: skip
     vacuum.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     return parser
 

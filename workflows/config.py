@@ -75,6 +75,9 @@ class StageConfig:
     log_retention_days: int = 90
     lineage_url: str | None = None
     vacuum_schedule: str | None = DEFAULT_VACUUM_SCHEDULE
+    # Curated data can be rebuilt from the raw zone (`lake rerun`), and the vacuum deletes superseded run folders
+    # within a day: a week of noncurrent versions is the window to restore a folder deleted by mistake.
+    curated_noncurrent_days: int = 7
 
     @property
     def database_prefix(self) -> str:
@@ -126,6 +129,7 @@ _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "execution_timeout_minutes": (5, 525_600),
     "athena_bytes_scanned_cutoff_mb": (10, 10_000_000),
     "log_retention_days": (1, 3653),
+    "curated_noncurrent_days": (1, 365),
 }
 _KNOWN_KEYS = {
     "account", "region", "removal_policy", "oncall_emails", "oncall_https_endpoints", "datasets",

@@ -40,7 +40,8 @@ class DataLakeStack(Stack):
     ) -> None:
         super().__init__(scope, id_, **kwargs)
         self.config = config
-        self.storage = LakeStorage(self, "Storage", destroy_on_removal=config.destroy_on_removal)
+        self.storage = LakeStorage(self, "Storage", destroy_on_removal=config.destroy_on_removal,
+                                   curated_noncurrent_days=config.curated_noncurrent_days)  # fmt: skip
         for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
             self.storage.allow_service_to_use_key(service)
         self.storage.allow_service_to_use_key(f"logs.{self.region}.amazonaws.com")

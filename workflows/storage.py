@@ -17,13 +17,16 @@ class LakeStorage(Construct):
 
     Every data bucket: SSE-KMS with the lake key (bucket keys on), public access blocked, SSL-only
     bucket policy, server access logs. Raw is versioned and sends events to EventBridge.
+    Raw keeps overwritten and deleted objects 30 days as noncurrent versions, curated `curated_noncurrent_days`
+    (the stage key: superseded run folders are deleted daily, and every noncurrent day of them is paid for).
     Removal: RETAIN unless ``destroy_on_removal`` (set per stage with ``removal_policy: destroy``); then the
     buckets are also emptied on stack deletion (CloudFormation cannot delete a bucket that holds objects).
 
     Attributes: ``key``, ``raw``, ``staging``, ``curated``, ``assets``, ``athena_results``, ``access_logs``.
     """
 
-    def __init__(self, scope: Construct, id_: str, *, destroy_on_removal: bool = False) -> None:
+    def __init__(self, scope: Construct, id_: str, *, destroy_on_removal: bool = False,
+                 curated_noncurrent_days: int = 7) -> None:  # fmt: skip
         super().__init__(scope, id_)
         removal = RemovalPolicy.DESTROY if destroy_on_removal else RemovalPolicy.RETAIN
         self.key = kms.Key(
@@ -90,7 +93,9 @@ class LakeStorage(Construct):
             destroy_on_removal,
             versioned=True,
             lifecycle_rules=[
-                s3.LifecycleRule(id="expire-old-versions", noncurrent_version_expiration=Duration.days(30)),
+                s3.LifecycleRule(
+                    id="expire-old-versions", noncurrent_version_expiration=Duration.days(curated_noncurrent_days)
+                ),
                 s3.LifecycleRule(
                     id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(7)
                 ),

@@ -135,3 +135,28 @@ def test_removal__every_named_or_retained_resource_follows_the_stage(template_js
                    for lid in sorted(named | retained_in_prod) if not _deleted_with_the_stack(dev[lid])}  # fmt: skip
     assert left_behind == {}
     assert not [lid for lid, r in dev.items() if not _deleted_with_the_stack(r)]
+
+
+def _noncurrent_days(template_json: dict) -> dict[str, list[int]]:
+    """Access-log prefix of each versioned bucket -> the NoncurrentDays of its lifecycle rules."""
+    return {
+        bucket["Properties"]["LoggingConfiguration"]["LogFilePrefix"]: [
+            rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+            for rule in bucket["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])
+            if "NoncurrentVersionExpiration" in rule
+        ]
+        for bucket in _buckets(template_json).values()
+        if bucket["Properties"].get("VersioningConfiguration", {}).get("Status") == "Enabled"
+        and "LoggingConfiguration" in bucket["Properties"]
+    }
+
+
+def test_curated_bucket__noncurrent_versions_expire_after_the_stage_setting(template_json, tmp_path, synth_stage):
+    """Deleted and overwritten objects of a versioned bucket stay as noncurrent versions, billed as storage, until a
+    NoncurrentVersionExpiration rule removes them
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-configuration-examples.html). Curated keeps them
+    `curated_noncurrent_days` (default 7: what the vacuum deletes stays restorable a week), raw 30 days."""
+    days = _noncurrent_days(template_json)
+    assert (days["curated/"], days["raw/"]) == ([7], [30])
+    longer = _noncurrent_days(synth_stage("dev", tmp_path, curated_noncurrent_days=21)[3].to_json())
+    assert (longer["curated/"], longer["raw/"]) == ([21], [30])

@@ -124,6 +124,7 @@ def test_parse_stage__defaults_are_safe():
         (_stage(datasets=["orders", "orders"]), "stages.qa.datasets", "twice"),
         (_stage(bacth_window_seconds=60), "stages.qa.bacth_window_seconds", "unknown key"),
         (_stage(log_retention_days=100), "stages.qa.log_retention_days", "not a CloudWatch retention"),
+        (_stage(curated_noncurrent_days=0), "stages.qa.curated_noncurrent_days", "from 1 to 365"),
         (_stage(lineage_url="http://x"), "stages.qa.lineage_url", "https://"),
         (_stage(vacuum_schedule="0 3 * * *"), "stages.qa.vacuum_schedule", "Glue cron expression"),
         (_stage(vacuum_schedule=None), "stages.qa.vacuum_schedule", "got None"),
