@@ -140,6 +140,10 @@ def inspect_snapshot(spark: SparkSession, storage: Storage, spec: DatasetSpec, p
     may hold them.
     A snapshot written with other columns than the spec's curated schema fails, naming both: carrying its files
     would mix two schemas in one partition."""
+    if not storage.list_keys(location):  # a folder Spark wrote holds at least its _SUCCESS marker
+        raise RuntimeError(f"published snapshot {location} holds no objects: it was deleted (by a vacuum, or by hand) "
+                           f"after this execution looked it up, and merging onto nothing would drop its rows; re-run "
+                           f"the partition in full (`lake rerun {spec.name} --partition {partition}`)")  # fmt: skip
     files = data_files(storage, location)
     footers = folder_footers(spark, storage, location, files, ranged_columns(spec), index_uri)
     if not files:

@@ -64,22 +64,42 @@ class VacuumPlan:
     recent: list[RunFolder] = field(default_factory=list)  # not published, but younger than keep_days
     merge_bases: list[RunFolder] = field(default_factory=list)  # old, but a recent execution merges onto it
     superseded: list[RunFolder] = field(default_factory=list)  # deleted before their keep: superseded long enough
+    grace: list[RunFolder] = field(default_factory=list)  # old, but maybe superseded within QUERY_GRACE
 
     @property
     def bytes_freed(self) -> int:
         return sum(f.size for f in self.delete)
 
 
-def published_locations(glue: Any, database: str, table: str) -> set[str]:
-    """Every location a partition of the table points at, without its trailing slash."""
-    locations: set[str] = set()
+@dataclass(frozen=True)
+class Published:
+    """A catalog partition: the folder it points at, and when the pipeline pointed it there (its
+    `lake_published_at` parameter, workflows/pipeline.py; None on partitions published before it was recorded).
+    Every other folder of the partition had been superseded by then."""
+
+    location: str  # without the trailing slash
+    at: datetime | None
+
+
+def published_partitions(glue: Any, database: str, table: str, partition_key: str) -> dict[str, Published]:
+    """Partition (`key=value`) -> what it publishes, for every partition of the table."""
+    published: dict[str, Published] = {}
     try:
         for page in glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=table):
-            locations.update(p["StorageDescriptor"]["Location"].rstrip("/") for p in page["Partitions"])
+            for partition in page["Partitions"]:
+                at = (partition.get("Parameters") or {}).get(PUBLISHED_AT)
+                try:
+                    at = datetime.fromisoformat(at) if at else None
+                except ValueError as error:
+                    raise VacuumError(f"partition {partition['Values']} of {database}.{table}: {PUBLISHED_AT} "
+                                      f"{at!r} is not an ISO 8601 time; nothing was deleted") from error  # fmt: skip
+                published[f"{partition_key}={partition['Values'][0]}"] = Published(
+                    partition["StorageDescriptor"]["Location"].rstrip("/"), at
+                )
     except glue.exceptions.EntityNotFoundException as error:
         raise VacuumError(f"table {database}.{table} does not exist: nothing was ever published, nothing to "
                           f"vacuum (deploy, or run the dataset once)") from error  # fmt: skip
-    return locations
+    return published
 
 
 def run_folders(storage: Storage, curated_uri: str, spec: DatasetSpec) -> list[RunFolder]:
@@ -111,6 +131,8 @@ def min_keep_days(execution_timeout_minutes: int) -> int:
 # reading it. Athena cancels a DML query after 30 minutes by default, after at most 240 on request
 # (https://docs.aws.amazon.com/athena/latest/ug/service-limits.html); the rest is margin for queueing.
 QUERY_GRACE = timedelta(hours=6)
+PUBLISHED_AT = "lake_published_at"  # the partition parameter the publish step sets ($$.State.EnteredTime)
+S3_TIME_RESOLUTION = timedelta(seconds=1)  # S3 lists LastModified in whole seconds; start times have milliseconds
 
 
 @dataclass(frozen=True)
@@ -146,13 +168,13 @@ def read_manifests(storage: Storage, staging_uri: str, spec: DatasetSpec, since:
     return sorted(manifests, key=lambda m: m.written)
 
 
-def pending_merge_bases(manifests: list[BatchManifest], published: set[str], curated_uri: str,
+def pending_merge_bases(manifests: list[BatchManifest], published: Collection[str], curated_uri: str,
                         spec: DatasetSpec) -> set[str]:  # fmt: skip
     """The folders some execution merges onto and may still read: it has not published its own folder of that
     partition yet (it may be running, or fail and be redriven at its ETL). An execution has published its folder if a
     partition points at it now, or if another execution's manifest names it (that execution looked it up as the
     published snapshot). One that failed data quality never publishes: its merge bases wait out the keep."""
-    named = published | {location for m in manifests for location in m.bases.values()}
+    named = set(published) | {location for m in manifests for location in m.bases.values()}
     return {
         base
         for m in manifests
@@ -161,51 +183,65 @@ def pending_merge_bases(manifests: list[BatchManifest], published: set[str], cur
     }
 
 
-def superseded_times(manifests: list[BatchManifest], published: set[str]) -> dict[str, datetime]:
-    """Folder -> a time by which no partition pointed at it any more, where the manifests prove one.
+def superseded_times(manifests: list[BatchManifest], published: dict[str, Published]) -> dict[str, datetime]:
+    """Folder -> a time by which no partition pointed at it any more, for the folders a manifest names (so they
+    were published once) that are not published now.
 
-    Execution A's manifest names folder F as the published snapshot of a partition; execution B, started after A's
-    manifest was written, names another folder G. A looked F up before writing its manifest and B looked G up after
-    it started, so F was replaced in between, before B's manifest was written. F cannot come back: a batch run
-    publishes only over the snapshot it merged onto, a manual re-run only over an older snapshot, so a folder is
-    published once. A folder a partition points at now is not superseded, whatever the manifests say."""
+    Two proofs, the earlier wins. The partition's `lake_published_at`: the folder it points at now replaced every
+    other one by then. Or two manifests: execution A's names folder F as the published snapshot of a partition;
+    execution B, started after A's manifest was written, names another folder G. A looked F up before writing its
+    manifest and B looked G up after it started, so F was replaced in between, before B's manifest was written
+    (plus a second: S3 lists times in whole seconds). F cannot come back: a batch run publishes only over the
+    snapshot it merged onto, a manual re-run only over an older snapshot, so a folder is published once."""
+    current = {p.location for p in published.values()}
     times: dict[str, datetime] = {}
     last_named: dict[tuple[str, str], datetime] = {}
     for m in manifests:
         for partition, base in m.bases.items():
             last_named[partition, base] = max(m.written, last_named.get((partition, base), m.written))
     for (partition, folder), named in last_named.items():
-        if folder in published:
+        if folder in current:
             continue
-        later = [m.written for m in manifests if m.started is not None and m.started > named
+        later = [m.written + S3_TIME_RESOLUTION for m in manifests
+                 if m.started is not None and m.started >= named + S3_TIME_RESOLUTION
                  and m.bases.get(partition, folder) != folder]  # fmt: skip
+        if (at := published[partition].at if partition in published else None) is not None:
+            later.append(at)
         if later:
             times[folder] = min(later)
     return times
 
 
-def plan_vacuum(folders: list[RunFolder], published: set[str], now: datetime, keep_days: float,
-                minimum_days: int, bases: Collection[str] = (),
-                superseded: dict[str, datetime] | None = None) -> VacuumPlan:  # fmt: skip
+def plan_vacuum(folders: list[RunFolder], published: dict[str, Published], now: datetime, keep_days: float,
+                minimum_days: int, bases: Collection[str] = (), superseded: dict[str, datetime] | None = None,
+                named: Collection[str] = ()) -> VacuumPlan:  # fmt: skip
+    """Sort the folders: published; merged onto by an execution that may still read them (`bases`); proven
+    superseded more than QUERY_GRACE ago (`superseded`: deleted); younger than the keep; superseded less than
+    QUERY_GRACE ago, or maybe (`named` by a manifest within the keep, or of a partition published within the
+    grace: queries may still read them); the rest deleted."""
     if keep_days < minimum_days:
         raise VacuumError(f"keep of {keep_days:g} days: keep at least {minimum_days} days, the redrive window "
                           f"({REDRIVE_WINDOW_DAYS} days) plus the stage's longest execution "
                           f"(execution_timeout_minutes): an execution running or redriven may still read a folder "
                           f"superseded since it started, or not have published its own yet")  # fmt: skip
     plan = VacuumPlan()
-    cutoff = now - timedelta(days=keep_days)
+    cutoff, graced = now - timedelta(days=keep_days), now - QUERY_GRACE
     superseded = superseded or {}
+    current = {p.location for p in published.values()}
     for folder in folders:
         uri = folder.uri.rstrip("/")
-        if uri in published:
+        republished = published.get(folder.partition, Published("", None)).at
+        if uri in current:
             plan.published.append(folder)
-        elif uri in superseded and superseded[uri] <= now - QUERY_GRACE and uri not in bases:
+        elif uri in bases:
+            (plan.recent if folder.newest > cutoff else plan.merge_bases).append(folder)
+        elif uri in superseded and superseded[uri] <= graced:
             plan.superseded.append(folder)
             plan.delete.append(folder)
         elif folder.newest > cutoff:
             plan.recent.append(folder)
-        elif uri in bases:
-            plan.merge_bases.append(folder)
+        elif uri in named or (republished is not None and republished > graced):
+            plan.grace.append(folder)
         else:
             plan.delete.append(folder)
     return plan
@@ -217,11 +253,12 @@ def vacuum(storage: Storage, glue: Any, database: str, spec: DatasetSpec, curate
     ever publishes a folder its own execution just wrote, so a folder older than `minimum_days` that no partition
     points at now never will, nor will a folder that was published once; and only an execution that started within
     the keep can still read one."""
-    published = published_locations(glue, database, spec.curated_table)
+    published = published_partitions(glue, database, spec.curated_table, spec.partition_key)
     manifests = read_manifests(storage, staging_uri, spec, now - timedelta(days=keep_days))
-    bases = pending_merge_bases(manifests, published, curated_uri, spec)
+    bases = pending_merge_bases(manifests, {p.location for p in published.values()}, curated_uri, spec)
+    named = {location for m in manifests for location in m.bases.values()}
     plan = plan_vacuum(run_folders(storage, curated_uri, spec), published, now, keep_days, minimum_days, bases,
-                       superseded_times(manifests, published))  # fmt: skip
+                       superseded_times(manifests, published), named)  # fmt: skip
     if dry_run:
         return plan
     for folder in plan.delete:
@@ -244,11 +281,12 @@ def describe(plan: VacuumPlan, dataset: str, keep_days: float, dry_run: bool) ->
     lines = [f"{verb} {folder_name(f)} ({len(f.objects)} objects, {f.size / 2**20:.1f} MiB, last written "
              f"{f.newest:%Y-%m-%d %H:%M} UTC{', superseded' if f.uri in superseded else ''})"
              for f in plan.delete]  # fmt: skip
-    kept = (
-        f"kept {len(plan.published)} published, {len(plan.recent)} younger than {keep_days:g} days and "
-        f"{len(plan.merge_bases)} that an execution of the last {keep_days:g} days merges onto"
-    )
     grace_hours = QUERY_GRACE.total_seconds() / 3600
+    kept = (
+        f"kept {len(plan.published)} published, {len(plan.recent)} younger than {keep_days:g} days, "
+        f"{len(plan.merge_bases)} that an execution may still merge onto and {len(plan.grace)} maybe superseded "
+        f"less than {grace_hours:g} hours ago"
+    )
     early = (
         f", {len(plan.superseded)} of them superseded more than {grace_hours:g} hours ago" if plan.superseded else ""
     )

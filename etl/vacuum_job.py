@@ -39,6 +39,7 @@ def summary(plan: VacuumPlan, keep_days: float, dry_run: bool) -> dict[str, Any]
         "kept_published": len(plan.published),
         "kept_recent": len(plan.recent),
         "kept_merge_bases": [folder_name(f) for f in plan.merge_bases],
+        "kept_in_grace": [folder_name(f) for f in plan.grace],
     }
 
 

@@ -728,8 +728,9 @@ class LakePipeline(Construct):
         )
         partition_input = {
             "Values.$": "States.Array($.value)",
+            # lake_published_at: every other folder of the partition was superseded by then (etl/vacuum.py)
             "Parameters": {PUBLISHED_SNAPSHOT.removeprefix("$.current.Partition.Parameters.") + ".$": "$.snapshot",
-                           "lake_run_id.$": "$$.Execution.Name"},
+                           "lake_run_id.$": "$$.Execution.Name", "lake_published_at.$": "$$.State.EnteredTime"},
             "StorageDescriptor": {
                 "Columns.$": "$.sd.Columns",
                 "Location.$": "$.location",

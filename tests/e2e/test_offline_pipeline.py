@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -252,9 +253,9 @@ def test_scheduled_vacuum__deletes_superseded_folders_keeps_what_readers_and_red
         for entry in json.loads(manifest.read_text())["published"]:
             if entry["partition"] == day and entry["location"]:
                 bases[entry["location"].rstrip("/").rsplit("/", 1)[1]] = manifest
-    location = pipeline.cloud.client("glue").get_partition(
-        DatabaseName="lake_local_curated", TableName="orders", PartitionValues=[day[12:]]
-    )["Partition"]["StorageDescriptor"]["Location"]
+    glue = pipeline.cloud.client("glue")
+    partition = glue.get_partition(DatabaseName="lake_local_curated", TableName="orders", PartitionValues=[day[12:]])
+    location = partition["Partition"]["StorageDescriptor"]["Location"]
     published = location.rstrip("/").rsplit("/", 1)[1]
     assert len(folders) == 4 and len(bases) == 2 and published not in bases
     batch_1, batch_2 = sorted(bases, key=written.__getitem__)  # batch 2 merged onto batch 1, batch 3 onto batch 2
@@ -263,6 +264,13 @@ def test_scheduled_vacuum__deletes_superseded_folders_keeps_what_readers_and_red
         os.utime(path, (month_ago, month_ago))
     os.utime(bases[batch_1], (two_days_ago, two_days_ago))
     os.utime(bases[batch_2], (yesterday, yesterday))
+    # The re-run published the partition (its lake_published_at) yesterday too: no query still reads what it replaced.
+    parameters = partition["Partition"]["Parameters"]
+    assert datetime.fromisoformat(parameters["lake_published_at"]) > datetime.fromtimestamp(yesterday, UTC)
+    parameters["lake_published_at"] = datetime.fromtimestamp(yesterday, UTC).isoformat()
+    glue.update_partition(DatabaseName="lake_local_curated", TableName="orders", PartitionValueList=[day[12:]],
+                          PartitionInput={key: partition["Partition"][key]
+                                          for key in ("Values", "StorageDescriptor", "Parameters")})  # fmt: skip
 
     (started,) = [s for s in pipeline.fire_scheduled_triggers() if s[0] == pipeline.job_name("HousekeepingVacuumJob")]
     run = pipeline.wait_job_run(*started)

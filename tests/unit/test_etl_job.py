@@ -557,6 +557,17 @@ def test_run__a_published_file_lost_from_its_folder_fails_the_batch_naming_it(sp
         run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
 
 
+def test_run__a_published_folder_deleted_since_the_lookup_fails_the_batch_naming_it(spark, tmp_path, repo_root):
+    """Merging onto nothing would publish the batch without the partition's earlier rows."""
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode(),
+                                              f"{PART}/b.csv": (HEADER + O3).encode()})  # fmt: skip
+    run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    shutil.rmtree(tmp_path / "curated-bucket" / "orders" / PART / "run_id=run-1")
+    with pytest.raises(RuntimeError, match=r"published snapshot s3://curated-bucket/orders/.*/run_id=run-1/ holds no "
+                                           rf"objects: .* \(`lake rerun orders --partition {PART}`\)"):  # fmt: skip
+        run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
+
+
 O2_NEW = "o2,c2,2026-11-24 11:00:00,paid,USD,7.00,2,FR,2026-11-24 11:00:00\n"
 O5 = "o5,c5,2026-11-24 15:00:00,placed,EUR,5.00,1,DE,2026-11-24 15:00:00\n"
 

@@ -13,6 +13,7 @@ from moto import mock_aws
 from etl.spec import load_dataset
 from etl.storage import LocalStorage, S3Storage
 from etl.vacuum import (
+    Published,
     VacuumError,
     describe,
     min_keep_days,
@@ -46,10 +47,18 @@ def glue():
         yield client
 
 
-def publish(glue, partition: str, run: str) -> None:
-    glue.create_partition(DatabaseName=DATABASE, TableName="orders", PartitionInput={
-        "Values": [partition.split("=", 1)[1]],
-        "StorageDescriptor": {"Location": f"{CURATED}/orders/{partition}/run_id={run}/"}})  # fmt: skip
+def publish(glue, partition: str, run: str, hours_ago: float | None = None) -> None:
+    """Point the partition at `run`'s folder, as the publish step does `hours_ago` (None: without the
+    `lake_published_at` parameter, as partitions published before it was recorded)."""
+    value, location = partition.split("=", 1)[1], f"{CURATED}/orders/{partition}/run_id={run}/"
+    parameters = {} if hours_ago is None else {
+        "lake_published_at": (NOW - timedelta(hours=hours_ago)).isoformat().replace("+00:00", "Z")}
+    partition_input = {"Values": [value], "StorageDescriptor": {"Location": location}, "Parameters": parameters}
+    try:
+        glue.create_partition(DatabaseName=DATABASE, TableName="orders", PartitionInput=partition_input)
+    except glue.exceptions.AlreadyExistsException:
+        glue.update_partition(DatabaseName=DATABASE, TableName="orders", PartitionValueList=[value],
+                              PartitionInput=partition_input)  # fmt: skip
 
 
 def land(storage: LocalStorage, uri: str, age_days: float, body: str = "x" * 10) -> str:
@@ -151,13 +160,6 @@ def chain(tmp_path, glue):
     return storage
 
 
-def publish_again(glue, partition: str, run: str) -> None:
-    value = partition.split("=", 1)[1]
-    location = f"{CURATED}/orders/{partition}/run_id={run}/"
-    glue.update_partition(DatabaseName=DATABASE, TableName="orders", PartitionValueList=[value],
-                          PartitionInput={"Values": [value], "StorageDescriptor": {"Location": location}})  # fmt: skip
-
-
 def test_vacuum__deletes_superseded_folders_before_the_keep(chain, glue, spec):
     """The manifests prove b1 and b2 superseded a day or more ago, and every execution that merges onto one of
     them has published its own folder since: they go at once, not after the 15-day keep. b3 waits out the keep."""
@@ -179,7 +181,7 @@ def test_vacuum__keeps_a_superseded_folder_an_unpublished_execution_merges_onto(
     land(chain, f"{folder(P1, 'b5')}/part-0.parquet", 0.03)
     land(chain, f"{folder(P1, 'b6')}/part-0.parquet", 0.02)
     manifest(chain, "b5", 0.04, {P1: folder(P1, "b4") + "/"}, started_days=0.041)
-    publish_again(glue, P1, "b6")
+    publish(glue, P1, "b6")
 
     plan = vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1)
 
@@ -201,7 +203,7 @@ def test_vacuum__a_folder_superseded_within_the_grace_is_kept(chain, glue, spec)
     land(chain, f"{folder(P1, 'b7')}/part-0.parquet", 0.1)
     manifest(chain, "b7", 2 / 24, {P1: folder(P1, "b4") + "/"}, started_days=2 / 24 + 0.001)
     manifest(chain, "b8", 1 / 24, {P1: folder(P1, "b7") + "/"}, started_days=1 / 24 + 0.001)
-    publish_again(glue, P1, "b7")
+    publish(glue, P1, "b7")
 
     plan = vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1, dry_run=True)
 
@@ -217,8 +219,9 @@ def test_vacuum__manifests_written_concurrently_prove_nothing(chain, spec):
     before b3 was published, so it does not prove b3 superseded half a day ago. It does not prove b2 current half a
     day ago either, but the vacuum does not need that: b2 is left unproven (named after every later start)."""
     manifest(chain, "b9", 0.5, {P1: folder(P1, "b2") + "/"}, started_days=1.002)
-    times = superseded_times(read_manifests(chain, STAGING, spec, NOW - timedelta(days=15)), {folder(P1, "b4")})
-    assert times == {folder(P1, "b1"): NOW - timedelta(days=2.0)}
+    published = {P1: Published(folder(P1, "b4"), None)}
+    times = superseded_times(read_manifests(chain, STAGING, spec, NOW - timedelta(days=15)), published)
+    assert times == {folder(P1, "b1"): NOW - timedelta(days=2.0) + timedelta(seconds=1)}  # S3 lists whole seconds
 
 
 def test_vacuum__manifests_without_a_start_time_release_nothing_early(chain, glue, spec):
@@ -226,13 +229,81 @@ def test_vacuum__manifests_without_a_start_time_release_nothing_early(chain, glu
         manifest(chain, execution, age, {P1: folder(P1, base) + "/"})
     plan = vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1, dry_run=True)
     assert (plan.delete, len(plan.recent)) == ([], 3)
-    assert superseded_times(read_manifests(chain, STAGING, spec, NOW - timedelta(days=15)), set()) == {}
+    assert superseded_times(read_manifests(chain, STAGING, spec, NOW - timedelta(days=15)), {}) == {}
 
 
 def test_vacuum__a_manifest_with_a_bad_start_time_stops_it_naming_the_manifest(chain, glue, spec):
     land(chain, f"{STAGING}/manifests/orders/b5.json", 0.5, json.dumps({"objects": [], "started_at": "yesterday"}))
     with pytest.raises(VacuumError, match=r"batch manifest s3://staging-bucket/manifests/orders/b5.json is not "
                                         r"readable .*yesterday"):  # fmt: skip
+        vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1)
+    assert len(chain.list_keys(CURATED + "/")) == 4
+
+
+def test_vacuum__an_old_folder_replaced_minutes_ago_waits_out_the_grace(tmp_path, glue, spec):
+    """A partition unchanged for 20 days gets a late file: batch A merges onto its old folder F and published its own
+    10 minutes ago. F is older than the keep and A is done with it, but queries planned before A published may still
+    read it: F is kept until 6 hours after A published (the partition's lake_published_at), then goes."""
+    storage = LocalStorage(tmp_path)
+    land(storage, f"{folder(P1, 'F')}/part-0.parquet", 20)
+    land(storage, f"{folder(P1, 'A')}/part-0.parquet", 0.01)
+    manifest(storage, "A", 0.02, {P1: folder(P1, "F") + "/"}, started_days=0.021)
+    publish(glue, P1, "A", hours_ago=10 / 60)
+
+    plan = vacuum(storage, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1, dry_run=True)
+    assert ([f.uri for f in plan.grace], plan.delete) == ([folder(P1, "F")], [])
+    later = vacuum(storage, glue, DATABASE, spec, CURATED, STAGING, NOW + timedelta(hours=6), keep_days=15,
+                   minimum_days=1, dry_run=True)  # fmt: skip
+    assert [f.uri for f in later.superseded] == [folder(P1, "F")]
+    # Without lake_published_at (published before it was recorded) no time is proven: A's manifest, written within
+    # the keep, names F, so F may have been published within the grace, and it is kept.
+    publish(glue, P1, "A")
+    plan = vacuum(storage, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1, dry_run=True)
+    assert ([f.uri for f in plan.grace], plan.delete) == ([folder(P1, "F")], [])
+
+
+def test_vacuum__a_folder_a_manual_rerun_replaced_within_the_grace_is_kept(tmp_path, glue, spec):
+    """A manual re-run writes no manifest: nothing names the old folder it replaced an hour ago, but the partition's
+    lake_published_at says every other folder was superseded at most an hour ago. Without that parameter (a
+    partition published before it was recorded) the folder goes by its age alone."""
+    storage = LocalStorage(tmp_path)
+    land(storage, f"{folder(P1, 'old')}/part-0.parquet", 20)
+    land(storage, f"{folder(P1, 'rerun')}/part-0.parquet", 0.05)
+    publish(glue, P1, "rerun", hours_ago=1)
+    plan = vacuum(storage, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1, dry_run=True)
+    assert ([f.uri for f in plan.grace], plan.delete) == ([folder(P1, "old")], [])
+    publish(glue, P1, "rerun")
+    plan = vacuum(storage, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1, dry_run=True)
+    assert [f.uri for f in plan.delete] == [folder(P1, "old")]
+
+
+def test_vacuum__the_publish_time_proves_the_folder_before_the_current_one_superseded(chain, glue, spec):
+    """b3 has no later manifest naming another folder, but b4 was published (lake_published_at) 20 hours ago:
+    b3 was superseded by then."""
+    publish(glue, P1, "b4", hours_ago=20)
+    plan = vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1, dry_run=True)
+    assert [f.uri for f in plan.superseded] == [folder(P1, "b1"), folder(P1, "b2"), folder(P1, "b3")]
+
+
+def test_vacuum__a_start_within_a_second_of_a_manifest_write_proves_nothing(tmp_path, spec):
+    """S3 lists LastModified in whole seconds: a manifest listed at 10:00:00 may have been written at 10:00:00.9, after
+    an execution started at 10:00:00.5 looked up another folder."""
+    storage = LocalStorage(tmp_path)
+    manifest(storage, "A", 1.0, {P1: folder(P1, "F") + "/"})
+    manifest(storage, "B", 0.9, {P1: folder(P1, "G") + "/"}, started_days=1.0 - 0.5 / 86400)
+    manifests = read_manifests(storage, STAGING, spec, NOW - timedelta(days=15))
+    assert superseded_times(manifests, {}) == {}
+    manifest(storage, "B", 0.9, {P1: folder(P1, "G") + "/"}, started_days=1.0 - 1 / 86400)
+    manifests = read_manifests(storage, STAGING, spec, NOW - timedelta(days=15))
+    assert folder(P1, "F") in superseded_times(manifests, {})
+
+
+def test_vacuum__a_bad_publish_time_stops_it_naming_the_partition(chain, glue, spec):
+    glue.update_partition(DatabaseName=DATABASE, TableName="orders", PartitionValueList=[P1[12:]], PartitionInput={
+        "Values": [P1[12:]], "StorageDescriptor": {"Location": folder(P1, "b4") + "/"},
+        "Parameters": {"lake_published_at": "tuesday"}})  # fmt: skip
+    with pytest.raises(VacuumError, match=r"partition \['2026-11-24'\] of lake_test_curated.orders: "
+                                        r"lake_published_at 'tuesday' is not an ISO 8601 time"):  # fmt: skip
         vacuum(chain, glue, DATABASE, spec, CURATED, STAGING, NOW, keep_days=15, minimum_days=1)
     assert len(chain.list_keys(CURATED + "/")) == 4
 
@@ -250,7 +321,7 @@ def test_vacuum__a_folder_is_as_young_as_its_newest_object(tmp_path, spec):
     storage = LocalStorage(tmp_path)
     land(storage, f"{folder(P1, 'run-1')}/part-0.parquet", 30)
     land(storage, f"{folder(P1, 'run-1')}/part-1.parquet", 2)  # still being written to two days ago
-    plan = plan_vacuum(run_folders(storage, CURATED, spec), set(), NOW, keep_days=7, minimum_days=1)
+    plan = plan_vacuum(run_folders(storage, CURATED, spec), {}, NOW, keep_days=7, minimum_days=1)
     assert (plan.delete, [f.uri for f in plan.recent]) == ([], [folder(P1, "run-1")])
 
 
@@ -317,7 +388,8 @@ def test_cli_vacuum__local_lake_dry_run_then_delete(tmp_path, glue):
     assert len(storage.list_keys(CURATED + "/")) == 2
     printed = run()
     assert "orders: deleted 1 run folders" in printed
-    assert "kept 1 published, 0 younger than 15 days and 0 that an execution of the last 15 days merges onto" in printed
+    assert ("kept 1 published, 0 younger than 15 days, 0 that an execution may still merge onto and 0 maybe "
+            "superseded less than 6 hours ago") in printed
     assert storage.list_keys(CURATED + "/") == [f"{folder(P1, 'run-2')}/part-0.parquet"]
 
 

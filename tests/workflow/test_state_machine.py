@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -531,7 +531,11 @@ def test_execution__a_batch_run_reads_only_its_objects_merged_onto_the_published
     assert etl_args[1]["--manifest_uri"] == (f"s3://{pipeline.bucket('StorageStaging')}/manifests/orders/"
                                              f"{second.name}.json")  # fmt: skip
     assert "Switch partition" in second.visited
-    assert _curated_partition(pipeline)["StorageDescriptor"]["Location"].endswith(f"/run_id={second.name}/")
+    partition = _curated_partition(pipeline)
+    assert partition["StorageDescriptor"]["Location"].endswith(f"/run_id={second.name}/")
+    # When it was switched: every other folder of the partition was superseded by then (etl/vacuum.py).
+    published_at = datetime.fromisoformat(partition["Parameters"]["lake_published_at"])
+    assert sfn.describe_execution(executionArn=second.arn)["startDate"] <= published_at <= datetime.now(UTC)
 
     rerun = pipeline.wait(pipeline.start_manual("orders", [PARTITION], name="rerun"), timeout=120)
     assert rerun.status == "SUCCEEDED", rerun.failed_states()
