@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 from bench.job_model import JobModel, calibrate  # noqa: E402
 from etl import transforms as tf  # noqa: E402
+from etl.footers import Footer  # noqa: E402
+from etl.snapshot import COMPACT_BUDGET_ROWS, PublishedFile, Snapshot, plan_compaction  # noqa: E402
+from etl.spec import load_dataset  # noqa: E402
 from etl.storage import LocalStorage  # noqa: E402
 from etl.vacuum import QUERY_GRACE, min_keep_days  # noqa: E402
 from lake.executions import ExecutionResult  # noqa: E402
@@ -315,6 +319,36 @@ def vacuum_hour(stage: Any) -> float:
     return int(daily[2]) + int(daily[1]) / 60
 
 
+def recent_feed_file_runs(runs: int, rows_per_run: float, part_files: int) -> list[dict[str, float]]:
+    """Per run of one partition fed by `recent` updates: the published files it COPYs, the files it writes and the
+    rows it compacts. Each run writes its batch (`part_files` files), rewrites the previous run's batch files (they
+    hold the orders it updates) and leaves the rest untouched, of which the real `etl.snapshot.plan_compaction`
+    picks what to compact into one file; the rest is copied."""
+    spec = load_dataset(ROOT / "datasets" / "orders")
+    footer = lambda rows: Footer("", int(rows), None, {})  # noqa: E731
+    published: list[PublishedFile] = []
+    newest: list[PublishedFile] = []  # the previous run's batch files: the ones this run's updates touch
+    out = []
+    for k in range(runs):
+        own = [PublishedFile(f"own-{k}-{i}", footer(rows_per_run / part_files), 0, False) for i in range(part_files)]
+        if not published:
+            out.append({"copies": 0, "puts": part_files, "compacted_rows": 0})
+            published, newest = own, own
+            continue
+        touched = {f.uri for f in newest}
+        # The budget is shared by a run's partitions; each partition is given all of it here (at the target all
+        # 10 reach a tier's 8 files in the same run, and the run compacts 7 of them, the next run the other 3).
+        snapshot_ = plan_compaction(Snapshot("p", "", tuple(replace(f, touched=f.uri in touched) for f in published)),
+                                    COMPACT_BUDGET_ROWS, spec)  # fmt: skip
+        compacted = sum(f.rows for f in snapshot_.compacted)
+        merged = [PublishedFile(f"compacted-{k}", footer(compacted), 0, False)] if compacted else []
+        rewritten = [PublishedFile(f"rewritten-{k}-{i}", f.footer, 0, False) for i, f in enumerate(newest)]
+        out.append({"copies": len(snapshot_.copied), "puts": len(own) + len(rewritten) + len(merged),
+                    "compacted_rows": compacted})  # fmt: skip
+        published, newest = [*snapshot_.copied, *merged, *rewritten, *own], own
+    return out
+
+
 def superseded_current_days(hour: float, proven_after_h: float, vacuum_at: float) -> float:
     """Days a run folder written at `hour` (UTC, of its partition's day) stays a current object once superseded:
     the vacuum deletes it at its first daily run QUERY_GRACE after the manifests prove it superseded (etl/vacuum.py)."""
@@ -335,41 +369,53 @@ def day_of_job_runs(model: JobModel, stage: Any, executions_per_hour: float, par
     cores = model.aws_cores(stage.etl_worker_type, stage.etl_number_of_workers)
     part_files = tf.write_tasks(round(batch_rows), cores)  # a part spans the run's partitions: files per folder
     etl, dq, requests, written, stored = [], [], 0.0, 0.0, 0.0
-    # A partition's run folder is proven superseded once the manifest of the run after next is written; the day's
-    # last folder stays published, the one before it waits out the keep (no later manifest names another folder).
+    # A partition's run folder is proven superseded once the manifest of the run after next is written (the one
+    # before the day's last by the last one's lake_published_at); the day's last folder stays published.
     runs_per_partition = executions * partitions_per_execution / partitions
     proven_after_h = 2 / executions_per_hour * partitions / partitions_per_execution
     vacuum_at, keep_days = vacuum_hour(stage), min_keep_days(stage.execution_timeout_minutes)
+    files = recent_feed_file_runs(math.ceil(runs_per_partition), batch_rows / partitions_per_execution, part_files)
+    compacted_rows = 0.0
     for n in range(executions):
         published = n / executions_per_hour * rows_per_partition_hour * partitions_per_execution
         rewritten = {"recent": min(published, batch_rows), "spread": published, "full": 0}[merge]
         parsed, carried = (batch_rows + published, 0) if merge == "full" else (batch_rows, published)
-        local = model.etl_local_s(parsed, carried, rewritten)
+        runs_before = n * partitions_per_execution / partitions
+        recent = files[int(runs_before)]
+        # Compaction rows priced like rewritten rows (read, merged, written), though they skip the merge.
+        compacting = recent["compacted_rows"] * partitions_per_execution if merge == "recent" else 0.0
+        compacted_rows += compacting
+        local = model.etl_local_s(parsed, carried, rewritten + compacting)
         etl.append(model.on_aws(local, stage.etl_worker_type, stage.etl_number_of_workers))
-        fresh = batch_rows + (published if merge == "full" else rewritten)  # rows the DQ job scans
+        # Rows the DQ job scans: a compacted file is new to it (its statistics are kept per file).
+        fresh = batch_rows + (published if merge == "full" else rewritten + compacting)
         dq.append(model.on_aws(model.dq_local_s(fresh, batch_rows + published - fresh), stage.dq_worker_type,
                                stage.dq_number_of_workers))  # fmt: skip
         # Curated S3 per partition of the run: every run writes a whole new folder (etl/snapshot.py). With recent
-        # updates it writes its batch's files and the rewritten previous batch's (part_files each) and COPYs every
-        # other published file: after k runs a partition holds k x part_files files, of which part_files are
-        # rewritten. Updates spread over the day rewrite every file, and a full reprocessing writes all anew.
-        runs_before = n * partitions_per_execution / partitions
-        copies = max(0.0, runs_before - 1) * part_files if merge == "recent" else 0.0
-        puts = part_files * (2 if published and merge != "full" else 1)
+        # updates it writes its batch's files, the rewritten previous batch's and a compacted file now and then, and
+        # COPYs every other published file (`recent_feed_file_runs`). Updates spread over the day rewrite every
+        # file, and a full reprocessing writes all anew.
+        if merge == "recent":
+            copies, puts = recent["copies"], recent["puts"]
+        else:
+            copies, puts = 0.0, part_files * (2 if published and merge != "full" else 1)
         requests += (copies + puts) * partitions_per_execution
         folder_bytes = (published + batch_rows) * model.curated_bytes_per_row  # `published`: over its partitions
         written += folder_bytes
         position = (n + 1) * partitions_per_execution / partitions  # this run's folders are the partitions' k-th
-        if position <= runs_per_partition - 2 and merge != "full":  # a full reprocessing writes no manifest
-            current_days = superseded_current_days(n / executions_per_hour, proven_after_h, vacuum_at)
+        if position > runs_per_partition - 1:
+            current_days = 0.0  # published, not superseded
+        elif merge == "full":  # no manifest names a folder: the vacuum cannot tell superseded from failed candidates
+            current_days = keep_days
         else:
-            current_days = keep_days if position <= runs_per_partition - 1 else 0.0  # 0: published, not superseded
+            current_days = superseded_current_days(n / executions_per_hour, proven_after_h, vacuum_at)
         if current_days:  # byte-days a day's folders stay stored: the steady-state bytes they occupy
             stored += folder_bytes * (current_days + stage.curated_noncurrent_days)
     return {"etl_s": etl, "dq_s": dq, "batch_rows": batch_rows,
             "partition_rows_at_midnight": 24 * rows_per_partition_hour,
             "s3_requests_per_day": requests, "curated_bytes_written_per_day": written, "files_per_part": part_files,
-            "superseded_bytes_stored": stored,
+            "superseded_bytes_stored": stored, "compacted_rows_per_day": compacted_rows,
+            "max_files_copied": max(f["copies"] for f in files) if merge == "recent" else 0,
             "published_bytes_per_day": files_per_hour * 24 * ASSUMED_ROWS_PER_FILE * model.curated_bytes_per_row}
 
 
@@ -549,12 +595,14 @@ def print_costs(cfg: dict[str, Any], m: dict[str, Any], batched_profile: dict[st
     runs = day["batched"]
     cores, part_files = model.aws_cores(dev.etl_worker_type, dev.etl_number_of_workers), runs["files_per_part"]
     print(f"curated S3, batched: {runs['s3_requests_per_day'] / 1e6:.1f}M PUT + COPY requests a day (a run copies "
-          f"every published file it does not rewrite; {part_files} file per folder and written part: "
+          f"every published file it does not rewrite or compact: at most {runs['max_files_copied']} per partition; "
+          f"{runs['compacted_rows_per_day'] / 1e6:.0f}M rows compacted a day, priced as rewritten rows; "
+          f"{part_files} file per folder and written part: "
           f"{runs['batch_rows']:,.0f} rows a batch over its partitions, tf.write_tasks on {cores} "
           f"executor cores), {runs['curated_bytes_written_per_day'] / 1e12:.2f} TB "
           f"of run folders written a day ({model.curated_bytes_per_row:.1f} bytes per row, measured). Superseded, "
           f"they stay current until the daily vacuum at {vacuum_at // 1:02.0f}:{vacuum_at % 1 * 60:02.0f} UTC after "
-          f"{QUERY_GRACE.total_seconds() / 3600:g} h of grace (each partition's second-to-last folder of the day: "
+          f"{QUERY_GRACE.total_seconds() / 3600:g} h of grace (with full reprocessing, which writes no manifests: "
           f"{keep} days, the keep), then {dev.curated_noncurrent_days} days as noncurrent versions: "
           f"{runs['superseded_bytes_stored'] / 1e12:.2f} TB stored at any time, "
           f"{runs['superseded_bytes_stored'] / runs['curated_bytes_written_per_day']:.1f} days of writes; without the "

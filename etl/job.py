@@ -7,8 +7,8 @@
 
 With a batch manifest only the batch's objects are read, and their rows are merged onto each partition's
 published snapshot (etl/batch.py): the published files the batch competes with are rewritten, the others copied
-into the candidate folder unchanged (etl/snapshot.py). Without one every raw object of the partitions is
-reprocessed.
+into the candidate folder unchanged, or compacted into one file when they are many and small (etl/snapshot.py).
+Without one every raw object of the partitions is reprocessed.
 
 Outputs (see etl/transforms.py for the row-level rules):
 - {curated_uri}/{dataset}/{partition}/run_id={run_id}/*.parquet   candidate data, replaced on re-run
@@ -149,6 +149,8 @@ def _run(
         count = counts.get(value, empty)
         snapshot = snapshots.get(partition, snap.Snapshot(partition, "", ()))
         carried_rows = snapshot.rows - snapshot.replaced_rows
+        with clock.stage("compact"):
+            snap.compact(spark, storage, snapshot, output)
         with clock.stage("copy_untouched"):
             copied = snap.copy_untouched(storage, snapshot, output)
         index_uri = snap.footer_index_uri(args["staging_uri"], spec, partition, output)
@@ -166,6 +168,8 @@ def _run(
             "replaced_rows": snapshot.replaced_rows,
             "copied_files": len(copied),
             "rewritten_files": len(snapshot.touched),
+            "compacted_files": len(snapshot.compacted),
+            "compacted_rows": sum(f.rows for f in snapshot.compacted),
             "merged_onto": batch.published.get(partition),
             "source_objects": len(objects[partition]),
             "quarantined_objects": sum(1 for q in plan.quarantined if q["partition"] == partition),
@@ -207,13 +211,17 @@ def _merge(valid: Any, counts: tf.RowCounts, batch: Batch, spec: DatasetSpec, st
             hashes = _KeyHashes(valid, broadcast=counts.valid_rows() <= tf.BROADCAST_ROWS)
             for value, ranges in counts.key_ranges.items():
                 keys[value] = snap.BatchKeys(counts.valid_rows(value), ranges, hashes)
-    snapshots = {
-        p: snap.inspect_snapshot(spark, storage, spec, p, location, batch.replaced_sources,
-                                 keys.get(p.split("=", 1)[1], snap.BatchKeys.none(spec)) if spec.primary_key else None,
-                                 snap.footer_index_uri(staging_uri, spec, p, location))  # fmt: skip
-        for p, location in batch.published.items()
-        if location
-    }
+    snapshots: dict[str, snap.Snapshot] = {}
+    budget = snap.COMPACT_BUDGET_ROWS  # shared by the run's partitions
+    for p, location in batch.published.items():
+        if not location:
+            continue
+        inspected = snap.inspect_snapshot(spark, storage, spec, p, location, batch.replaced_sources,
+                                          keys.get(p.split("=", 1)[1], snap.BatchKeys.none(spec))
+                                          if spec.primary_key else None,
+                                          snap.footer_index_uri(staging_uri, spec, p, location))  # fmt: skip
+        snapshots[p] = snap.plan_compaction(inspected, budget, spec)
+        budget -= sum(f.rows for f in snapshots[p].compacted)
     carried = snap.touched_rows(spark, storage, spec, snapshots.values(), batch.replaced_sources)
     # Built already (the exact scan), or about to be read twice by the merge: shared, and unpersisted after the write.
     shared = hashes is not None and (hashes.counts is not None or carried is not None)

@@ -9,6 +9,11 @@ the rows of the files it touches, and the footers.
 
 Where the batch's keys are spread over the whole partition (updates of orders of any earlier batch), every file is
 touched and the partition is rewritten, as a copy-on-write table must; bench/incremental.py measures both cases.
+
+Small batches leave small files, and every later batch copies each of them: after k batches a partition of
+small files costs k COPY requests per run (k^2/2 a day) and Athena opens k files per query. So a run also
+compacts (`plan_compaction`): at least COMPACT_FANIN untouched files of about the same size, up to a budget of
+rows, are read and written as one file instead of being copied; their rows pass unchanged, provenance included.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Snapshot:
     partition: str  # key=value
     location: str
     files: tuple[PublishedFile, ...]
+    compacted: tuple[PublishedFile, ...] = ()  # untouched files rewritten as one file (`plan_compaction`), not copied
 
     @property
     def rows(self) -> int:
@@ -64,8 +70,13 @@ class Snapshot:
         return [f for f in self.files if f.touched]
 
     @property
-    def copied(self) -> list[PublishedFile]:
+    def untouched(self) -> list[PublishedFile]:
         return [f for f in self.files if not f.touched and f.rows]
+
+    @property
+    def copied(self) -> list[PublishedFile]:
+        compacted = {f.uri for f in self.compacted}
+        return [f for f in self.untouched if f.uri not in compacted]
 
     @property
     def rewritten_rows(self) -> int:
@@ -225,6 +236,61 @@ def touched_rows(spark: SparkSession, storage: Storage, spec: DatasetSpec, snaps
         )
         frames.append(tf.with_key_hash(rows, spec) if spec.primary_key else rows)
     return reduce(DataFrame.unionByName, frames) if frames else None
+
+
+# Compaction: files merge COMPACT_FANIN at a time, so a row is rewritten about log8(target / batch rows) times, and
+# a partition keeps fewer than COMPACT_FANIN files of each size tier below TARGET_ROWS_PER_FILE / COMPACT_FANIN.
+COMPACT_FANIN = 8
+# Rows a run compacts at most, over all its partitions: a few seconds of Spark whatever the batch (a partition's
+# compaction is written by one task).
+COMPACT_BUDGET_ROWS = 1_000_000
+
+
+def size_tier(rows: int, target_rows: int = tf.TARGET_ROWS_PER_FILE) -> int:
+    """How many times COMPACT_FANIN files of `rows` rows could merge before reaching `target_rows`: 0 for a file
+    that needs no compaction (over target / COMPACT_FANIN rows), 1 up to that, 2 up to target / COMPACT_FANIN^2..."""
+    tier = 0
+    while 0 < rows * COMPACT_FANIN ** (tier + 1) <= target_rows:  # an empty file is never copied, nor compacted
+        tier += 1
+    return tier
+
+
+def plan_compaction(snapshot: Snapshot, budget: int, spec: DatasetSpec,
+                    target_rows: int = tf.TARGET_ROWS_PER_FILE) -> Snapshot:  # fmt: skip
+    """The snapshot with the files this run compacts: of the smallest size tier that holds at least COMPACT_FANIN
+    untouched files within `budget` rows, as many as fit, neighbours in primary-key order so the compacted file's
+    key range stays narrow for the footer checks of later batches. Unchanged when no tier qualifies."""
+    tiers: dict[int, list[PublishedFile]] = {}
+    for f in snapshot.untouched:
+        if (tier := size_tier(f.rows, target_rows)) > 0:
+            tiers.setdefault(tier, []).append(f)
+    first_key = spec.primary_key[0] if spec.primary_key else None
+
+    def key_order(f: PublishedFile) -> tuple[int, Any]:
+        bounds = f.footer.ranges.get(first_key) if first_key else None
+        return (0, bounds[0]) if bounds else (1, f.uri)
+
+    for tier in sorted(tiers, reverse=True):
+        chosen, rows = [], 0
+        for f in sorted(tiers[tier], key=key_order):
+            if rows + f.rows > budget:
+                break
+            chosen.append(f)
+            rows += f.rows
+        if len(chosen) >= COMPACT_FANIN:
+            return replace(snapshot, compacted=tuple(chosen))
+    return snapshot
+
+
+def compact(spark: SparkSession, storage: Storage, snapshot: Snapshot, destination: str,
+            target_rows: int = tf.TARGET_ROWS_PER_FILE) -> None:  # fmt: skip
+    """Write the rows of the snapshot's compacted files, unchanged, as one file (more above `target_rows`) added to
+    the candidate folder `destination`. Called after Spark has written the folder (its overwrite would delete it)."""
+    if not snapshot.compacted:
+        return
+    rows = spark.read.parquet(*[storage.spark_path(f.uri) for f in snapshot.compacted])
+    writer = rows.coalesce(1).write.mode("append").option("maxRecordsPerFile", target_rows)
+    writer.parquet(storage.spark_path(destination))
 
 
 COPY_THREADS = 16  # CopyObject calls in flight: each takes tens of milliseconds on S3, however small the file
