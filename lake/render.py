@@ -92,6 +92,13 @@ def print_etl_outcome(console: Console, metrics: dict) -> None:
     console.print(f"  rows: {metrics.get('input_rows', 0)} read, {metrics.get('output_rows', 0)} written, "
                   f"{metrics.get('rejected_rows', 0)} rejected, {metrics.get('duplicates_removed', 0)} duplicates "
                   f"removed")  # fmt: skip
+    parts = [p for p in (metrics.get("per_partition") or {}).values() if p.get("merged_onto")]
+    if parts:  # what the batch did to the published files it merged onto
+        files = {key: sum(p.get(key, 0) for p in parts) for key in ("copied_files", "rewritten_files",
+                                                                    "compacted_files")}  # fmt: skip
+        console.print(f"  merged onto {metrics.get('carried_rows', 0)} published rows: {files['copied_files']} files "
+                      f"copied, {files['rewritten_files']} rewritten, {files['compacted_files']} compacted into "
+                      f"{sum(1 for p in parts if p.get('compacted_files'))}")  # fmt: skip
     stages = metrics.get("stage_seconds") or {}
     if stages:  # slowest first; stages under 0.1 s are left out
         shown = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in

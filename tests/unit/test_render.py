@@ -122,3 +122,20 @@ def test_print_etl_outcome__stage_times_slowest_first():
     render.print_etl_outcome(console, {"input_rows": 4, "output_rows": 4, "stage_seconds": {
         "plan_sources": 0.21, "parse_and_count": 3.04, "merge": 3.54, "copy_untouched": 0.01}})
     assert "ETL time by stage: 6.8 s (merge 3.5 s, parse_and_count 3.0 s, plan_sources 0.2 s)" in console.export_text()
+
+
+def test_print_etl_outcome__what_an_incremental_batch_did_to_the_published_files():
+    console = Console(record=True, width=200)
+    onto = "s3://curated/orders/ingest_date=2026-11-2{}/run_id=r/"
+    render.print_etl_outcome(console, {"mode": "incremental", "input_rows": 10, "output_rows": 110, "carried_rows": 100,
+                                       "per_partition": {
+        "ingest_date=2026-11-24": {"copied_files": 3, "rewritten_files": 1, "compacted_files": 8,
+                                   "merged_onto": onto.format(4)},
+        "ingest_date=2026-11-25": {"copied_files": 2, "rewritten_files": 0, "compacted_files": 0,
+                                   "merged_onto": onto.format(5)},
+        "ingest_date=2026-11-26": {"merged_onto": None}}})  # fmt: skip
+    assert "merged onto 100 published rows: 5 files copied, 1 rewritten, 8 compacted into 1" in console.export_text()
+    first = Console(record=True, width=200)  # a batch of partitions not published yet merges onto nothing
+    render.print_etl_outcome(first, {"mode": "incremental", "input_rows": 10, "output_rows": 10, "per_partition": {
+        "ingest_date=2026-11-26": {"merged_onto": None, "copied_files": 0}}})  # fmt: skip
+    assert "merged onto" not in first.export_text()
