@@ -100,8 +100,18 @@ class LocalStorage:
         return objects
 
     def delete(self, uris: list[str]) -> None:
+        """Delete the objects, and the folders they leave empty: S3 has no folders, a prefix without objects is gone."""
         for uri in uris:
-            self.local_path(uri).unlink(missing_ok=True)
+            path = self.local_path(uri)
+            path.unlink(missing_ok=True)
+            bucket_root = self.root / split_s3_uri(uri)[0]
+            folder = path.parent
+            while folder != bucket_root and folder.is_relative_to(bucket_root):
+                try:
+                    folder.rmdir()  # only if empty
+                except OSError:  # not empty (or already gone): the folders above are not empty either
+                    break
+                folder = folder.parent
 
 
 @dataclass(frozen=True)

@@ -32,3 +32,17 @@ def test_s3_copy__copies_server_side_and_lists_like_local():
     storage.copy("s3://curated/a/part-0.parquet", "s3://curated/b/part-0.parquet")
     assert storage.read_text("s3://curated/b/part-0.parquet") == "data"
     assert storage.list_keys("s3://curated/b/") == ["s3://curated/b/part-0.parquet"]
+
+
+def test_local_delete__leaves_no_empty_folder_behind_as_s3_has_none(tmp_path):
+    storage = LocalStorage(tmp_path)
+    for key in ("orders/d=1/run_id=a/part-0.parquet", "orders/d=1/run_id=a/part-1.parquet",
+                "orders/d=1/run_id=b/part-0.parquet"):  # fmt: skip
+        storage.write_text(f"s3://curated/{key}", "data")
+    storage.delete(["s3://curated/orders/d=1/run_id=a/part-0.parquet"])
+    assert (tmp_path / "curated" / "orders" / "d=1" / "run_id=a").is_dir()  # still holds part-1
+    storage.delete(["s3://curated/orders/d=1/run_id=a/part-1.parquet", "s3://curated/orders/d=1/missing.parquet"])
+    assert not (tmp_path / "curated" / "orders" / "d=1" / "run_id=a").exists()
+    assert storage.list_keys("s3://curated/") == ["s3://curated/orders/d=1/run_id=b/part-0.parquet"]
+    storage.delete(["s3://curated/orders/d=1/run_id=b/part-0.parquet"])
+    assert [p.name for p in tmp_path.iterdir()] == ["curated"] and not any((tmp_path / "curated").iterdir())
