@@ -238,8 +238,9 @@ def touched_rows(spark: SparkSession, storage: Storage, spec: DatasetSpec, snaps
     return reduce(DataFrame.unionByName, frames) if frames else None
 
 
-# Compaction: files merge COMPACT_FANIN at a time, so a row is rewritten about log8(target / batch rows) times, and
-# a partition keeps fewer than COMPACT_FANIN files of each size tier below TARGET_ROWS_PER_FILE / COMPACT_FANIN.
+# Compaction: files merge COMPACT_FANIN at a time, while COMPACT_FANIN of them fit the run's COMPACT_BUDGET_ROWS.
+# So files over COMPACT_BUDGET_ROWS / COMPACT_FANIN rows (125k) are never compacted and can pile up (about 180 a
+# day per partition at bench/burst.py's target, from 1,440 batch files of 16,667 rows); smaller ones are.
 COMPACT_FANIN = 8
 # Rows a run compacts at most, over all its partitions: a few seconds of Spark whatever the batch (a partition's
 # compaction is written by one task).

@@ -7,10 +7,12 @@ only see the folder its catalog partition points at; the other folders are super
 queries planned against them may still run), candidates that failed data quality (kept for investigation), or
 the candidate of an execution still running or that may be redriven. A folder no partition points at is deleted
 - once it is known to have been superseded more than `QUERY_GRACE` ago (`superseded_times`, from the batch
-  manifests), unless an execution that merges onto it may still read it;
+  manifests or the partition's `lake_published_at`), unless an execution that merges onto it may still read it;
 - otherwise once its newest object is older than `keep_days` (at least `min_keep_days`), unless an execution
-  started within `keep_days` that merges onto it may still read it (a folder written long ago may have been
-  superseded only yesterday, while an execution that read it can still be redriven at its ETL).
+  whose manifest was written within `keep_days` merges onto it and may still read it (a folder written long ago
+  may have been superseded only yesterday, while an execution that read it can still be redriven at its ETL), or
+  it may have been superseded within `QUERY_GRACE` (a manifest written within `keep_days` names it, or its
+  partition was republished within `QUERY_GRACE`).
 An execution may still read the folder it merges onto (its batch manifest names the folder as the partition's
 published snapshot) until it has published its own: only then is it done with it (`pending_merge_bases`). A
 folder that is not a run folder of the dataset's layout is never touched.
