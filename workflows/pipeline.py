@@ -75,6 +75,12 @@ VENDED_LOGS_PREFIX = "/aws/vendedlogs/states/"
 PUBLISHED_SNAPSHOT = "$.current.Partition.Parameters.lake_snapshot_at"
 
 
+def _glob_regex(pattern: str) -> str:
+    """A Step Functions `StringMatches` pattern (`*`: any characters, '/' included) as an anchored JSONata regex."""
+    literal = "".join(f"\\{c}" if c in "\\/.^$|?+()[]{}" else c for c in pattern)
+    return "/^" + literal.replace("*", ".*") + "$/"
+
+
 def _split(path: str, separator: str, index: int) -> str:
     return f"States.ArrayGetItem(States.StringSplit({path}, '{separator}'), {index})"
 
@@ -224,20 +230,7 @@ class LakePipeline(Construct):
                 "trigger": "manual",
             },
         )
-        parse = sfn.Map(
-            self,
-            "Read object events",
-            items_path="$",
-            # A JSONPath filter that matches nothing is an error, so first learn whether any object is kept.
-            result_selector={
-                "objects.$": "$",
-                "any.$": "States.ArrayContains($[*].keep, true)",
-                "unpartitioned.$": "States.ArrayContains($[*].unpartitioned, true)",
-            },
-            result_path="$",
-            max_concurrency=40,
-        )
-        parse.item_processor(self._classify_object())
+        parse = self._read_object_events()
         kept = "$.objects[?(@.keep == true)]"
         reduce = sfn.Pass(
             self,
@@ -293,44 +286,31 @@ class LakePipeline(Construct):
         start = sfn.Choice(self, "Manual or S3 events?").when(sfn.Condition.is_present("$.dataset"), manual)
         return sfn.Chain.start(start.otherwise(parse.next(check_unpartitioned)))
 
-    def _classify_object(self) -> sfn.IChainable:
-        """One object record -> {keep, unpartitioned, dataset, partition | key, expected}.
+    def _read_object_events(self) -> sfn.Pass:
+        """The batch's object records -> {objects: [{keep, unpartitioned, dataset, partition | key, expected}],
+        any, unpartitioned}, in one JSONata state: a Map classifying each record cost two state transitions per
+        object (about 400 per execution of a full batch; transitions are what Standard workflows are billed by).
 
         Only keys under `<dataset>/<partition key>=<value>/` are data objects. A key directly under the dataset
         prefix (no partition folder) is reported and not processed: a later re-run of its partition could not
-        find it, so processing it once would publish rows that a re-run silently drops.
+        find it, so processing it once would publish rows that a re-run silently drops. Empty objects and
+        IGNORED_KEY_PATTERNS are skipped. `any` and `unpartitioned` come first because a JSONPath filter that
+        matches nothing is an error in the states after this one.
         """
-        key = "$.key"
-        skip = sfn.Pass(self, "Ignore object", parameters={"keep": False, "unpartitioned": False})
-        choice = sfn.Choice(self, "Data object?")
-        choice.when(sfn.Condition.number_equals("$.size", 0), skip)
-        for pattern in IGNORED_KEY_PATTERNS:
-            choice.when(sfn.Condition.string_matches(key, pattern), skip)
+        rules = ["$o.size = 0 or " + " or ".join(f"$contains($o.key, {_glob_regex(p)})" for p in IGNORED_KEY_PATTERNS)
+                 + ' ? {"keep": false, "unpartitioned": false}']  # fmt: skip
         for spec in self._datasets:
-            hive = sfn.Pass(
-                self,
-                f"Partition from key ({spec.name})",
-                parameters={
-                    "keep": True,
-                    "unpartitioned": False,
-                    "dataset": spec.name,
-                    "partition.$": _split(key, "/", 1),
-                    "key.$": key,
-                },
-            )
-            outside = sfn.Pass(
-                self,
-                f"Outside partition folders ({spec.name})",
-                parameters={
-                    "keep": False,
-                    "unpartitioned": True,
-                    "key.$": key,
-                    "expected": f"{spec.raw_prefix}{spec.partition_key}=<value>/",
-                },
-            )
-            choice.when(sfn.Condition.string_matches(key, f"{spec.raw_prefix}{spec.partition_key}=*/*"), hive)
-            choice.when(sfn.Condition.string_matches(key, f"{spec.raw_prefix}*"), outside)
-        return choice.otherwise(skip)
+            hive = _glob_regex(f"{spec.raw_prefix}{spec.partition_key}=*/*")
+            rules.append(f'$contains($o.key, {hive}) ? {{"keep": true, "unpartitioned": false, '
+                         f'"dataset": "{spec.name}", "partition": $split($o.key, "/")[1], "key": $o.key}}')  # fmt: skip
+            rules.append(f'$contains($o.key, {_glob_regex(f"{spec.raw_prefix}*")}) ? {{"keep": false, '
+                         f'"unpartitioned": true, "key": $o.key, '
+                         f'"expected": "{spec.raw_prefix}{spec.partition_key}=<value>/"}}')  # fmt: skip
+        classify = " : ".join(rules) + ' : {"keep": false, "unpartitioned": false}'
+        expression = (f"($objects := [$map($states.input, function($o) {{ {classify} }})]; "
+                      f'{{"objects": $objects, "any": $count($objects[keep]) > 0, '
+                      f'"unpartitioned": $count($objects[unpartitioned]) > 0}})')  # fmt: skip
+        return sfn.Pass.jsonata(self, "Read object events", outputs="{% " + expression + " %}")
 
     # -- per dataset settings ------------------------------------------------------------------------------
     def _select_dataset(self) -> sfn.IChainable:

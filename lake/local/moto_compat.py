@@ -34,6 +34,11 @@ _AWS_SDK = f"{_SVC}.state_task_service_aws_sdk"
 _SFN = f"{_SVC}.state_task_service_sfn"
 
 # (module, attribute path, expected parameter names) of every symbol patched or relied upon.
+# The modules that evaluate JSONata, each through its own imported name of `eval_jsonata_expression`.
+_JSONATA_CALLERS = (
+    "moto.stepfunctions.parser.asl.component.common.string.string_expression",
+    "moto.stepfunctions.parser.asl.jsonata.validations",
+)
 PATCHED_SYMBOLS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         _CALLBACK,
@@ -72,6 +77,7 @@ PATCHED_SYMBOLS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "ExecutionWorker._get_evaluation_environment",
         ("self",),
     ),
+    *((module, "eval_jsonata_expression", ("jsonata_expression",)) for module in _JSONATA_CALLERS),
     # Hooked by glue_runtime.py / crawler.py / sns_outbox.py:
     (
         "moto.glue.models",
@@ -213,6 +219,7 @@ def apply() -> None:
         _patch_describe_execution_datetimes()
         _patch_unnamed_executions()
         _patch_context_start_time()
+        _patch_jsonata_evaluation()
         quotas.apply()  # after _patch_unnamed_executions: both wrap start_execution
         _applied = True
 
@@ -434,6 +441,26 @@ def _patch_context_start_time() -> None:
 
     _get_evaluation_environment._lake_patched = True  # type: ignore[attr-defined]
     cls._get_evaluation_environment = _get_evaluation_environment
+
+
+# Defect 9 (new): JSONata states (`"QueryLanguage": "JSONata"`) parse, but every expression fails: moto's
+# evaluator is a stub (`_eval_jsonata = None`; LocalStack runs jsonata-java in a JVM, which moto does not ship).
+# AWS evaluates JSONata 2.0 (https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html). Fix:
+# evaluate with jsonata-python (pinned in requirements.lock), a port of the same reference implementation. moto
+# binds $states and variables by prefixing `$name := value;` declarations to the expression, which it accepts.
+def _patch_jsonata_evaluation() -> None:
+    import jsonata
+
+    def eval_jsonata_expression(jsonata_expression: str) -> Any:
+        from moto.stepfunctions.parser.asl.jsonata.jsonata import JSONataException
+
+        try:
+            return jsonata.Jsonata(jsonata_expression).evaluate(None)
+        except Exception as error:  # AWS reports any evaluation failure as States.QueryEvaluationError
+            raise JSONataException("UNKNOWN", str(error)) from error
+
+    for module in _JSONATA_CALLERS:
+        importlib.import_module(module).eval_jsonata_expression = eval_jsonata_expression
 
 
 # Defect 8 (new): moto's EventBridge matcher lets `anything-but` match a JSON null (`null not in [...]` is true),

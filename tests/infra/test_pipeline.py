@@ -1,6 +1,7 @@
 """The state machine, trigger and failure reporting as synthesized."""
 
 import json
+import re
 
 from aws_cdk.assertions import Match
 
@@ -266,12 +267,12 @@ def test_state_machine__logs_under_the_vended_logs_prefix(template_json):
 def test_trigger__pipe_sends_only_the_object_fields_the_state_machine_reads(template_json):
     """The Pipe's input template applies to each record of a batch
     (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-batching-concurrency.html); the
-    classification reads only `key` and `size` of each item."""
+    classification reads only `key` and `size` of each item (`$o`, in its JSONata expression)."""
     from workflows.trigger import PIPE_INPUT_TEMPLATE
 
     (pipe,) = [r["Properties"] for r in template_json["Resources"].values() if r["Type"] == "AWS::Pipes::Pipe"]
     assert pipe["TargetParameters"]["InputTemplate"] == PIPE_INPUT_TEMPLATE
     states = _all_states(_definition(template_json)["States"])
-    variables = {c["Variable"] for c in states["Data object?"]["Choices"]}
-    assert variables == {"$.key", "$.size"}
-    assert "ItemSelector" not in states["Read object events"]
+    read = states["Read object events"]
+    assert read["QueryLanguage"] == "JSONata"
+    assert set(re.findall(r"\$o\.\w+", read["Output"])) == {"$o.key", "$o.size"}

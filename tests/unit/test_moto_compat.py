@@ -277,3 +277,15 @@ def test_context_start_time__formats_as_iso_string(sfn):
     result = run_definition(sfn, definition, {}, timeout=30)
     assert result.status == "SUCCEEDED", result
     assert re.fullmatch(r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", result.output["s"]), result.output  # as AWS
+
+
+def test_jsonata_state__evaluates(sfn):
+    # Defect 9 (new): moto's JSONata evaluator was a stub; every JSONata expression failed the execution.
+    definition = {"StartAt": "P", "States": {"P": {
+        "Type": "Pass", "QueryLanguage": "JSONata", "End": True,
+        "Output": "{% {'parts': [$map($states.input, function($k) { $split($k, '/')[1] })], "
+                  "'n': $count($states.input)} %}",
+    }}}  # fmt: skip
+    result = run_definition(sfn, definition, ["orders/d=1/a.csv", "orders/d=2/b.csv"], timeout=30)
+    assert result.status == "SUCCEEDED", result
+    assert result.output == {"parts": ["d=1", "d=2"], "n": 2}
