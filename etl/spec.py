@@ -48,7 +48,7 @@ class DatasetSpec:
     """A dataset, as declared in `datasets/<name>/dataset.yaml`.
 
     Raw objects live under `<raw bucket>/<name>/<partition_key>=<value>/<file>`; objects without the
-    Hive-style segment are assigned the partition of their S3 event time (UTC date).
+    Hive-style segment are reported by the state machine and not processed.
     """
 
     name: str

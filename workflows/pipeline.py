@@ -15,6 +15,8 @@ Every AWS SDK task retries throttling and server errors (bounded, exponential ba
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -75,10 +77,23 @@ VENDED_LOGS_PREFIX = "/aws/vendedlogs/states/"
 PUBLISHED_SNAPSHOT = "$.current.Partition.Parameters.lake_snapshot_at"
 
 
-def _glob_regex(pattern: str) -> str:
-    """A Step Functions `StringMatches` pattern (`*`: any characters, '/' included) as an anchored JSONata regex."""
-    literal = "".join(f"\\{c}" if c in "\\/.^$|?+()[]{}" else c for c in pattern)
-    return "/^" + literal.replace("*", ".*") + "$/"
+def _glob_test(value: str, pattern: str) -> str:
+    """A JSONata test that `value` matches a Step Functions `StringMatches` pattern with at most two `*` (any
+    characters, '/' and line breaks included), built from string comparisons: a regex `.` would not match a line
+    break, and JavaScript's and Python's regex engines differ on them."""
+    if "\\" in pattern or pattern.count("*") > 2:
+        raise ValueError(f"key pattern {pattern!r}: only patterns with at most two `*` and no escapes are supported")
+    if "*" not in pattern:
+        return f"{value} = {json.dumps(pattern)}"
+    head, *middle, tail = pattern.split("*")
+    tests = [f"$substring({value}, 0, {len(head)}) = {json.dumps(head)}"] if head else []
+    if tail:
+        tests.append(f"$substring({value}, -{len(tail)}) = {json.dumps(tail)}")
+    tests.append(f"$length({value}) >= {len(pattern) - pattern.count('*')}")
+    if middle and middle[0]:
+        inner = f"$substring({value}, {len(head)}, $length({value}) - {len(head) + len(tail)})"
+        tests.append(f"$contains({inner}, {json.dumps(middle[0])})")
+    return "(" + " and ".join(tests) + ")"
 
 
 def _split(path: str, separator: str, index: int) -> str:
@@ -297,13 +312,13 @@ class LakePipeline(Construct):
         IGNORED_KEY_PATTERNS are skipped. `any` and `unpartitioned` come first because a JSONPath filter that
         matches nothing is an error in the states after this one.
         """
-        rules = ["$o.size = 0 or " + " or ".join(f"$contains($o.key, {_glob_regex(p)})" for p in IGNORED_KEY_PATTERNS)
+        rules = ["$o.size = 0 or " + " or ".join(_glob_test("$o.key", p) for p in IGNORED_KEY_PATTERNS)
                  + ' ? {"keep": false, "unpartitioned": false}']  # fmt: skip
         for spec in self._datasets:
-            hive = _glob_regex(f"{spec.raw_prefix}{spec.partition_key}=*/*")
-            rules.append(f'$contains($o.key, {hive}) ? {{"keep": true, "unpartitioned": false, '
+            hive = _glob_test("$o.key", f"{spec.raw_prefix}{spec.partition_key}=*/*")
+            rules.append(f'{hive} ? {{"keep": true, "unpartitioned": false, '
                          f'"dataset": "{spec.name}", "partition": $split($o.key, "/")[1], "key": $o.key}}')  # fmt: skip
-            rules.append(f'$contains($o.key, {_glob_regex(f"{spec.raw_prefix}*")}) ? {{"keep": false, '
+            rules.append(f'{_glob_test("$o.key", f"{spec.raw_prefix}*")} ? {{"keep": false, '
                          f'"unpartitioned": true, "key": $o.key, '
                          f'"expected": "{spec.raw_prefix}{spec.partition_key}=<value>/"}}')  # fmt: skip
         classify = " : ".join(rules) + ' : {"keep": false, "unpartitioned": false}'

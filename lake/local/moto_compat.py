@@ -445,9 +445,11 @@ def _patch_context_start_time() -> None:
 
 # Defect 9 (new): JSONata states (`"QueryLanguage": "JSONata"`) parse, but every expression fails: moto's
 # evaluator is a stub (`_eval_jsonata = None`; LocalStack runs jsonata-java in a JVM, which moto does not ship).
-# AWS evaluates JSONata 2.0 (https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html). Fix:
-# evaluate with jsonata-python (pinned in requirements.lock), a port of the same reference implementation. moto
-# binds $states and variables by prefixing `$name := value;` declarations to the expression, which it accepts.
+# AWS implements the JSONata 2.0.6 specification
+# (https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html). Fix: evaluate with jsonata-python
+# (pinned in requirements.lock), a Python implementation of that specification; its regexes run on Python's `re`,
+# which differs from JavaScript's on line breaks, so the pipeline's expressions use none. moto binds $states and
+# variables by prefixing `$name := value;` declarations to the expression, which it accepts.
 def _patch_jsonata_evaluation() -> None:
     import jsonata
 

@@ -8,11 +8,11 @@ from lake.executions import ExecutionResult, StateVisit
 
 def _result(status: str) -> ExecutionResult:
     states = (
-        StateVisit("Read object events", "Map", 0.5),
-        StateVisit("Data object?", "Choice", 0.0, in_map_iteration=True),
-        StateVisit("Partition from key", "Pass", 0.1, in_map_iteration=True),
-        StateVisit("Data object?", "Choice", 0.2, in_map_iteration=True),
-        StateVisit("Partition from key", "Pass", 0.0, in_map_iteration=True),
+        StateVisit("Check raw partitions", "Map", 0.5),
+        StateVisit("Get raw partition", "Task", 0.0, in_map_iteration=True),
+        StateVisit("Raw partition is new", "Pass", 0.1, in_map_iteration=True),
+        StateVisit("Get raw partition", "Task", 0.2, in_map_iteration=True),
+        StateVisit("Raw partition is new", "Pass", 0.0, in_map_iteration=True),
         StateVisit("Run ETL job", "Task", 30.0, error="States.TaskFailed" if status == "FAILED" else None),
         StateVisit("Get partition", "Task", 0.1, error="Glue.EntityNotFoundException", in_map_iteration=True),
     )
@@ -27,8 +27,8 @@ def _text(result: ExecutionResult) -> str:
 
 def test_execution_table__folds_map_iterations():
     text = _text(_result("SUCCEEDED"))
-    assert "Data object? x2" in text and "Partition from key x2" in text
-    assert text.count("Data object?") == 1
+    assert "Get raw partition x2" in text and "Raw partition is new x2" in text
+    assert text.count("Get raw partition") == 1
 
 
 def test_execution_table__caught_errors_in_a_succeeded_run_are_not_failures():
