@@ -298,6 +298,15 @@ def test_vacuum__a_start_within_a_second_of_a_manifest_write_proves_nothing(tmp_
     assert folder(P1, "F") in superseded_times(manifests, {})
 
 
+def test_vacuum__a_manifest_naming_the_folder_itself_proves_nothing_about_it(tmp_path, spec):
+    """Only a manifest naming *another* folder proves F replaced: one whose recorded start comes after its own write
+    (a skewed clock, a hand-edited manifest) and that names F again proves nothing."""
+    storage = LocalStorage(tmp_path)
+    manifest(storage, "A", 1.0, {P1: folder(P1, "F") + "/"}, started_days=1.001)
+    manifest(storage, "B", 0.9, {P1: folder(P1, "F") + "/"}, started_days=0.5)
+    assert superseded_times(read_manifests(storage, STAGING, spec, NOW - timedelta(days=15)), {}) == {}
+
+
 def test_vacuum__a_bad_publish_time_stops_it_naming_the_partition(chain, glue, spec):
     glue.update_partition(DatabaseName=DATABASE, TableName="orders", PartitionValueList=[P1[12:]], PartitionInput={
         "Values": [P1[12:]], "StorageDescriptor": {"Location": folder(P1, "b4") + "/"},
