@@ -37,8 +37,14 @@ def build_spark(app_name: str) -> Any:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
         spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
         return spark
+    import os
+    import sys
+
     from pyspark.sql import SparkSession
 
+    # Python tasks (etl/fast_csv.py) run in this interpreter, which has the pinned pyarrow; Spark's default is
+    # whatever `python3` is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master("local[2]")
     for key, value in LOCAL_SPARK_CONF.items():
         builder = builder.config(key, value)

@@ -37,6 +37,7 @@ class Storage(Protocol):
     def copy(self, source_uri: str, target_uri: str) -> None: ...
     def list_objects(self, uri: str) -> list[StoredObject]: ...
     def delete(self, uris: list[str]) -> None: ...  # a missing object is not an error (as S3's DeleteObjects)
+    def put_file(self, path: str, uri: str) -> None: ...  # a local file uploaded as the object
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,13 @@ class LocalStorage:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")  # hidden: a reader of the folder never sees a partial copy
         shutil.copyfile(self.local_path(source_uri), tmp)
+        tmp.replace(target)
+
+    def put_file(self, path: str, uri: str) -> None:
+        target = self.local_path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(path, tmp)
         tmp.replace(target)
 
     def list_objects(self, uri: str) -> list[StoredObject]:
@@ -151,6 +159,11 @@ class S3Storage:
         bucket, key = split_s3_uri(target_uri)
         self.client.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)
 
+    def put_file(self, path: str, uri: str) -> None:
+        """PutObject, multipart above boto3's threshold; the object gets the bucket's default encryption."""
+        bucket, key = split_s3_uri(uri)
+        self.client.upload_file(path, bucket, key)
+
     def list_objects(self, uri: str) -> list[StoredObject]:
         bucket, prefix = split_s3_uri(uri)
         objects: list[StoredObject] = []
@@ -175,6 +188,34 @@ class S3Storage:
                     first = errors[0]
                     raise RuntimeError(f"could not delete s3://{bucket}/{first['Key']}: {first.get('Code')} "
                                        f"{first.get('Message')} ({len(errors)} keys failed)")  # fmt: skip
+
+
+class LazyS3Client:
+    """A boto3 S3 client made on first use, and dropped when pickled: a Spark task can carry an S3Storage built on
+    it and makes its own client on the executor (a boto3 client itself cannot be pickled)."""
+
+    def __init__(self) -> None:
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3")
+        return getattr(self._client, name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._client = None
+
+
+def for_tasks(storage: Storage) -> Storage:
+    """The storage as Spark tasks can carry it (pickled to the executors)."""
+    return S3Storage(LazyS3Client()) if isinstance(storage, S3Storage) else storage
 
 
 def storage_for(lake_root: str | None, s3_client_factory: Any = None) -> Storage:
