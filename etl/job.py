@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from etl import fast_csv
 from etl import snapshot as snap
 from etl import transforms as tf
 from etl.batch import Batch, read_manifest
@@ -55,6 +56,12 @@ class StageClock:
             yield
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+def staged_uri(staging_uri: str, dataset: str, run_id: str) -> str:
+    """Where a run stages the lines it parsed (etl/fast_csv.py); deleted after the run, and by the staging bucket's
+    tmp/ lifecycle rule if the run dies first."""
+    return join_uri(staging_uri, "tmp", "parsed", dataset, run_id)
 
 
 def metrics_uri(staging_uri: str, dataset: str, run_id: str) -> str:
@@ -119,12 +126,21 @@ def _run(
     # Building a compressed in-memory cache cost more than parsing the objects (0.25 GB: 9 s vs 7 s);
     # uncompressed it costs 2 s. The cache holds typed rows without their raw lines (tf.for_cache).
     spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
-    enforced = tf.enforce_schema(tf.read_records(spark, storage, plan, spec), spec)
-    # Stamped after the cache: constants cost nothing there, and a filter on lake_run_id folds to true or false.
-    parsed = tf.for_cache(enforced).persist(StorageLevel.MEMORY_AND_DISK)
-    rows = tf.stamp_provenance(parsed, run_id, ingested_at)
-    cached = [parsed]
+    stage_uri = staged_uri(args["staging_uri"], spec.name, run_id)
+    fast_path: dict[str, Any] = {"unsupported": fast_csv.unsupported(spec)}
+    cached: list[Any] = []
     try:
+        if fast_path["unsupported"] is None:
+            with clock.stage("parse_csv"):
+                staged = fast_csv.read_staged(spark, storage, plan, spec, stage_uri)
+            parsed, cached = staged.rows, list(staged.cached)
+            fast_path = {"fast_rows": staged.fast_rows, "slow_lines": staged.slow_lines}
+        else:
+            enforced = tf.enforce_schema(tf.read_records(spark, storage, plan, spec), spec)
+            parsed = tf.for_cache(enforced).persist(StorageLevel.MEMORY_AND_DISK)
+            cached = [parsed]
+        # Stamped after the cache: constants cost nothing there, and a filter on lake_run_id folds to true or false.
+        rows = tf.stamp_provenance(parsed, run_id, ingested_at)
         with clock.stage("parse_and_count"):
             row_counts = tf.count_rows(rows, spec)  # the one pass over the raw objects; fills the cache
         counts, reasons = row_counts.by_partition, row_counts.reasons
@@ -140,6 +156,7 @@ def _run(
     finally:
         for frame in cached:
             frame.unpersist()
+        storage.delete(storage.list_keys(stage_uri.rstrip("/") + "/"))
 
     per_partition: dict[str, dict[str, Any]] = {}
     empty = {"parsed_rows": 0, "rejected_rows": 0}
@@ -189,6 +206,7 @@ def _run(
         "quarantined_objects": plan.quarantined,
         "quarantined_count": len(plan.quarantined),
         "reject_reasons": reasons,
+        "fast_path": fast_path,
         "per_partition": per_partition,
         "stage_seconds": clock.seconds,
     }

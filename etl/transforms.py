@@ -3,9 +3,12 @@
 Pipeline (each step a function, unit-testable on local Spark):
 
     plan = plan_sources(storage, objects, spec)            # driver: headers, empty files, schema drift
+    parsed = etl.fast_csv.read_staged(...).rows            # CSV: Arrow in tasks, other lines through the next two
+    # or, for JSON lines, Parquet and CSV the fast path cannot read:
     lines = read_records(spark, storage, plan, spec)       # one string column per spec column + problem
     enforced = enforce_schema(lines, spec)                  # typed columns + `_reject_reason`
-    rows = stamp_provenance(for_cache(enforced).persist(), run_id, ingested_at)   # parsed once
+    parsed = for_cache(enforced).persist()                  # parsed once
+    rows = stamp_provenance(parsed, run_id, ingested_at)
     counts = count_rows(rows, spec)                         # parsed and rejected rows, reasons, key ranges
     batch = with_key_hash(valid_rows(rows), spec)
     snapshot = etl.snapshot.inspect_snapshot(...)           # which published files the batch competes with
@@ -30,8 +33,10 @@ An input row is a non-blank data line of a CSV/JSON-lines object (header lines a
 rows), or a row of a Parquet object.
 
 Decisions:
-- CSV is read as text lines and parsed with `from_csv`, so each reject keeps the exact original line.
-  Quoted fields spanning several lines are not supported (each physical line is a record).
+- CSV is read as lines, so each reject keeps the exact original line. Quoted fields spanning several lines are not
+  supported (each physical line is a record). Most lines are parsed and typed by Apache Arrow in Spark tasks
+  (etl/fast_csv.py: the plain lines whose values pass a strict check); every other line, and every line of a
+  dataset the fast path cannot read, is parsed here with `from_csv` and `enforce_schema`, which give every reason.
 - Columns are matched by normalised header name, per object (objects may order columns differently).
   Extra columns are dropped and listed in the metrics. A missing nullable column is filled with nulls; a
   missing non-nullable column rejects every row of that object with `missing required column <name>`.
@@ -43,8 +48,9 @@ Decisions:
 - Deduplication is on (partition, primary key): the winner has the latest `deduplicate_by` value, then the
   greatest source object URI, then the greatest line number, then the greatest hash of the raw line
   (deterministic: the same line always wins, wherever and with whatever it is read).
-- Line numbers are not known for text read in splits (Spark reads large files in parallel chunks):
-  `line_number` in rejects is null.
+- A CSV line read by the fast path's tasks keeps its physical line number (1-based, header and blank lines
+  counted), in rejects too. Lines read by Spark's text reader (JSON lines, and CSV datasets the fast path cannot
+  read) have none: Spark reads large files in parallel chunks, and `line_number` in their rejects is null.
 """
 
 from __future__ import annotations
@@ -232,32 +238,37 @@ def read_csv(
 ) -> DataFrame | None:
     """CSV objects -> one string column per spec column, `_raw_record`, `_line_number`, `_problem`."""
     frames: list[DataFrame] = []
-    options = _csv_options(spec)
     for header, objects in plan.headers.items():
-        names = split_header(header, spec) if header else list(spec.column_names)  # "": no header line
-        schema = ", ".join(f"`c{i}` STRING" for i in range(len(names))) + f", `{CORRUPT}` STRING"
-        lines = _text_lines(spark, storage, objects, spec)
-        if header:  # every line equal to the header is a header line (files concatenated with their headers)
-            lines = lines.where(F.col("value") != F.lit(header))
-        parsed = lines.withColumn("p", F.from_csv(F.col("value"), schema, options))
-        fields = {name: F.col(f"p.c{i}") for i, name in enumerate(names)}
-        missing = [c.name for c in spec.columns if c.name not in fields and not c.nullable]
-        if missing:
-            text = _header_hint(names, header, spec) + "; ".join(f"missing required column {m}" for m in missing)
-            problem = F.lit(text)
-        else:
-            problem = F.when(F.col(f"p.{CORRUPT}").isNotNull(), _malformed_reason(F.col("value"), len(names), spec))
-        frames.append(
-            parsed.select(
-                SOURCE_OBJECT,
-                spec.partition_key,
-                *[fields.get(c.name, F.lit(None).cast("string")).alias(c.name) for c in spec.columns],
-                F.col("value").alias(RAW),
-                F.lit(None).cast("long").alias(LINE),
-                problem.alias(PROBLEM),
-            )
-        )
+        lines = _text_lines(spark, storage, objects, spec).withColumn(LINE, F.lit(None).cast("long"))
+        frames.append(parse_csv_lines(lines, header, spec))
     return _union(frames)
+
+
+def parse_csv_lines(lines: DataFrame, header: str, spec: DatasetSpec) -> DataFrame:
+    """Lines of objects that share `header` ("" when the dataset has none): source object, partition value, `value`
+    (the line) and `_line_number` -> one string column per spec column, `_raw_record`, `_line_number`, `_problem`.
+    Lines equal to the header are dropped (files concatenated with their headers)."""
+    options = _csv_options(spec)
+    names = split_header(header, spec) if header else list(spec.column_names)
+    schema = ", ".join(f"`c{i}` STRING" for i in range(len(names))) + f", `{CORRUPT}` STRING"
+    if header:
+        lines = lines.where(F.col("value") != F.lit(header))
+    parsed = lines.withColumn("p", F.from_csv(F.col("value"), schema, options))
+    fields = {name: F.col(f"p.c{i}") for i, name in enumerate(names)}
+    missing = [c.name for c in spec.columns if c.name not in fields and not c.nullable]
+    if missing:
+        text = _header_hint(names, header, spec) + "; ".join(f"missing required column {m}" for m in missing)
+        problem = F.lit(text)
+    else:
+        problem = F.when(F.col(f"p.{CORRUPT}").isNotNull(), _malformed_reason(F.col("value"), len(names), spec))
+    return parsed.select(
+        SOURCE_OBJECT,
+        spec.partition_key,
+        *[fields.get(c.name, F.lit(None).cast("string")).alias(c.name) for c in spec.columns],
+        F.col("value").alias(RAW),
+        F.col(LINE),
+        problem.alias(PROBLEM),
+    )
 
 
 def read_json_lines(

@@ -124,3 +124,18 @@ def test_job_role__can_copy_published_files_within_the_curated_bucket(template_j
     statements = _role_statements(template_json, "JobsJobRole")
     assert _grants(statements, "s3:GetObject", objects) and _grants(statements, "s3:PutObject", objects)
     assert _grants(statements, "kms:Decrypt", key) and _grants(statements, "kms:GenerateDataKey", key)
+
+
+def test_jobs__run_on_the_pyarrow_glue_5_ships(template_json, repo_root):
+    """The ETL's CSV fast path (etl/fast_csv.py) runs pyarrow in Spark tasks. AWS Glue 5.0 provides pyarrow 17.0.0
+    and numpy 1.26.4 ("Python modules already provided in AWS Glue", AWS Glue version 5.0:
+    https://docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-python-libraries.html#glue-modules-provided), so
+    the tests must run those versions, and no job may install another at start (`--additional-python-modules`
+    would replace the provided one, and download it on every run)."""
+    lock = dict(line.split("==") for line in (repo_root / "requirements.lock").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))  # fmt: skip
+    assert (lock["pyarrow"], lock["numpy"]) == ("17.0.0", "1.26.4")
+    for resource in template_json["Resources"].values():
+        if resource["Type"] == "AWS::Glue::Job":
+            modules = resource["Properties"]["DefaultArguments"].get("--additional-python-modules", "")
+            assert not {m.split("==")[0].strip().lower() for m in modules.split(",")} & {"pyarrow", "numpy"}

@@ -360,15 +360,28 @@ def test_run__object_in_the_declared_encoding_is_read(spark, tmp_path, repo_root
     assert curated_rows(spark, tmp_path)[0].country == "M\xe9xico"
 
 
-@pytest.mark.parametrize("stage", ["parser", "deduplication"])
+@pytest.mark.parametrize("stage", ["fast parser", "spark parser", "deduplication"])
 def test_run__a_row_lost_anywhere_fails_the_run(spark, tmp_path, repo_root, monkeypatch, stage):
     """Input rows are counted from the objects' lines and duplicates from distinct keys, so a transform that
     silently drops a row breaks the accounting instead of passing unnoticed."""
+    import etl.fast_csv as fc
     import etl.transforms as tf
 
-    name = "read_records" if stage == "parser" else "deduplicate"
-    original = getattr(tf, name)
-    monkeypatch.setattr(tf, name, lambda *a, **k: original(*a, **k).where("order_id IS NULL OR order_id != 'o2'"))
+    drop = "order_id IS NULL OR order_id != 'o2'"
+    if stage == "fast parser":
+        original_staged = fc.read_staged
+
+        def lossy(*args, **kwargs):
+            staged = original_staged(*args, **kwargs)
+            return fc.Staged(staged.rows.where(drop), staged.cached, staged.fast_rows, staged.slow_lines)
+
+        monkeypatch.setattr(fc, "read_staged", lossy)
+    else:
+        name = "read_records" if stage == "spark parser" else "deduplicate"
+        original = getattr(tf, name)
+        monkeypatch.setattr(tf, name, lambda *a, **k: original(*a, **k).where(drop))
+        if stage == "spark parser":
+            monkeypatch.setattr(fc, "unsupported", lambda spec: "forced")
     storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1 + ROW2).encode()})
     with pytest.raises(
         RuntimeError, match=rf"row accounting does not balance for {PART}: its objects hold 2 data lines"
