@@ -258,12 +258,16 @@ def read_text(storage: Any, layout: ObjectLayout) -> Iterator[str]:
 
 
 def stage_objects(storage: Any, layouts: list[ObjectLayout], spec: DatasetSpec, fast_uri: str, slow_uri: str
-                  ) -> dict[str, int]:  # fmt: skip
+                  ) -> dict[str, Any]:  # fmt: skip
     """A task: sort the lines of its objects and write the fast rows and the slow lines as one Parquet file each
-    (none when there are none). Returns the counts: fast rows and slow lines, per partition value."""
+    (none when there are none). Returns, per partition value, its fast rows' count and primary-key ranges
+    (`{"fast": {value: {"rows": n, "keys": {column: [min, max, nulls]}}}`) and its slow lines' count (`"slow"`):
+    the fast rows are counted here, so Spark never reads them back just to count them."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    counts: dict[str, int] = {}
+    fast: dict[str, dict[str, Any]] = {}
+    slow: dict[str, int] = {}
     writers: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="lake-fast-csv-") as folder:
         try:
@@ -276,15 +280,57 @@ def stage_objects(storage: Any, layouts: list[ObjectLayout], spec: DatasetSpec, 
                         if kind not in writers:
                             writers[kind] = pq.ParquetWriter(Path(folder) / kind, table.schema)
                         writers[kind].write_table(table)
-                        key = f"{kind}:{layout.partition_value}"
-                        counts[key] = counts.get(key, 0) + table.num_rows
+                    value = layout.partition_value
+                    slow[value] = slow.get(value, 0) + parts.slow.num_rows
+                    if parts.fast.num_rows:
+                        counts = fast.setdefault(value, {"rows": 0, "keys": {}})
+                        counts["rows"] += parts.fast.num_rows
+                        for name in spec.primary_key:
+                            column = parts.fast.column(name)
+                            bounds = pc.min_max(column).as_py()
+                            _widen(counts["keys"], name, bounds["min"], bounds["max"], column.null_count)
         finally:
             for writer in writers.values():
                 writer.close()
         for kind, uri in (("fast", fast_uri), ("slow", slow_uri)):
             if kind in writers:
                 storage.put_file(str(Path(folder) / kind), uri)
-    return counts
+    return {"fast": fast, "slow": slow}
+
+
+def _widen(keys: dict[str, list[Any]], name: str, low: Any, high: Any, nulls: int) -> None:
+    """Merge a column's [min, max, nulls] into `keys` (min and max are None when every value is null)."""
+    if name not in keys:
+        keys[name] = [low, high, nulls]
+        return
+    old_low, old_high, old_nulls = keys[name]
+    keys[name] = [low if old_low is None else old_low if low is None else min(old_low, low),
+                  high if old_high is None else old_high if high is None else max(old_high, high),
+                  old_nulls + nulls]  # fmt: skip
+
+
+def fast_counts(results: list[dict[str, Any]]) -> Any:
+    """The tasks' counts of their fast rows as one `etl.transforms.RowCounts` (no rejects: the fast path has none).
+    Timestamps come back as Spark gives them: naive, in the session's UTC."""
+    from etl.transforms import RowCounts
+
+    merged: dict[str, dict[str, Any]] = {}
+    for result in results:
+        for value, counts in result["fast"].items():
+            mine = merged.setdefault(value, {"rows": 0, "keys": {}})
+            mine["rows"] += counts["rows"]
+            for name, (low, high, nulls) in counts["keys"].items():
+                _widen(mine["keys"], name, low, high, nulls)
+
+    def naive(value: Any) -> Any:
+        return value.replace(tzinfo=None) if getattr(value, "tzinfo", None) is not None else value
+
+    return RowCounts(
+        {v: {"parsed_rows": c["rows"], "rejected_rows": 0} for v, c in merged.items()},
+        {},
+        {v: {name: (naive(low), naive(high)) for name, (low, high, nulls) in c["keys"].items() if not nulls}
+         for v, c in merged.items()},
+    )  # fmt: skip
 
 
 def plan_tasks(objects: list[tuple[ObjectLayout, int]], parallelism: int) -> list[list[ObjectLayout]]:
@@ -315,6 +361,15 @@ class Staged:
     cached: list[Any]
     fast_rows: int
     slow_lines: int
+    fast_counts: Any = None  # etl.transforms.RowCounts of the fast rows, counted by the tasks
+    slow_rows: Any = None  # the slow lines as parsed and checked by Spark (cached), None when there are none
+
+    def count_rows(self, spec: DatasetSpec) -> Any:
+        """`etl.transforms.count_rows` of `rows`: the tasks' counts of the fast rows plus a count of the slow ones."""
+        from etl import transforms as tf
+
+        counts = self.fast_counts or tf.RowCounts({}, {}, {})
+        return counts.plus(tf.count_rows(self.slow_rows, spec)) if self.slow_rows is not None else counts
 
 
 def read_staged(spark: Any, storage: Any, plan: Any, spec: DatasetSpec, stage_uri: str) -> Staged:
@@ -335,20 +390,19 @@ def read_staged(spark: Any, storage: Any, plan: Any, spec: DatasetSpec, stage_ur
     task_storage = for_tasks(storage)
     fast_folder, slow_folder = join_uri(stage_uri, "fast"), join_uri(stage_uri, "slow")
 
-    def stage(item: tuple[int, list[ObjectLayout]]) -> dict[str, int]:
+    def stage(item: tuple[int, list[ObjectLayout]]) -> dict[str, Any]:
         n, layouts = item
         name = f"part-{n:05d}.parquet"
         return stage_objects(task_storage, layouts, spec, join_uri(fast_folder, name), join_uri(slow_folder, name))
 
-    counts: dict[str, int] = {}
+    results: list[dict[str, Any]] = []
     if tasks:
-        for task_counts in spark.sparkContext.parallelize(list(enumerate(tasks)), len(tasks)).map(stage).collect():
-            for key, value in task_counts.items():
-                counts[key] = counts.get(key, 0) + value
-    fast_rows = sum(v for k, v in counts.items() if k.startswith("fast:"))
-    slow_lines = sum(v for k, v in counts.items() if k.startswith("slow:"))
+        results = spark.sparkContext.parallelize(list(enumerate(tasks)), len(tasks)).map(stage).collect()
+    counts = fast_counts(results)
+    fast_rows = counts.valid_rows()
+    slow_lines = sum(n for result in results for n in result["slow"].values())
     null = F.lit(None).cast("string")
-    frames, cached = [], []
+    frames, cached, slow_rows = [], [], None
     if fast_rows:
         # Arrow writes dates in the proleptic Gregorian calendar, as Spark 3 computes them: read as written (a file
         # without Spark's own metadata would otherwise fail on a date before 1582).
@@ -364,11 +418,11 @@ def read_staged(spark: Any, storage: Any, plan: Any, spec: DatasetSpec, stage_ur
         parsed = [tf.parse_csv_lines(slow.where(F.col(HEADER) == header).drop(HEADER), header, spec)
                   for header in plan.headers]  # fmt: skip
         checked = tf.for_cache(tf.enforce_schema(reduce(lambda a, b: a.unionByName(b), parsed), spec))
-        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
-        cached.append(checked)
-        frames.append(checked)
+        slow_rows = checked.persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(slow_rows)
+        frames.append(slow_rows)
     if not frames:
         empty = spark.createDataFrame([], tf.raw_schema(spec))
         frames.append(tf.for_cache(tf.enforce_schema(empty, spec)))
     rows = reduce(lambda a, b: a.unionByName(b), frames)
-    return Staged(rows, cached, fast_rows, slow_lines)
+    return Staged(rows, cached, fast_rows, slow_lines, counts, slow_rows)

@@ -129,6 +129,7 @@ def _run(
     stage_uri = staged_uri(args["staging_uri"], spec.name, run_id)
     fast_path: dict[str, Any] = {"unsupported": fast_csv.unsupported(spec)}
     cached: list[Any] = []
+    staged = None
     try:
         if fast_path["unsupported"] is None:
             with clock.stage("parse_csv"):
@@ -141,8 +142,8 @@ def _run(
             cached = [parsed]
         # Stamped after the cache: constants cost nothing there, and a filter on lake_run_id folds to true or false.
         rows = tf.stamp_provenance(parsed, run_id, ingested_at)
-        with clock.stage("parse_and_count"):
-            row_counts = tf.count_rows(rows, spec)  # the one pass over the raw objects; fills the cache
+        with clock.stage("parse_and_count"):  # the one pass over the raw objects (or the slow lines); fills the cache
+            row_counts = staged.count_rows(spec) if staged else tf.count_rows(rows, spec)
         counts, reasons = row_counts.by_partition, row_counts.reasons
         with clock.stage("write_rejects"):
             _write_rejects(rows, counts, args, spec, partitions, storage, spark)

@@ -668,6 +668,26 @@ class RowCounts:
     # row is left out: a null key equals a null in any published file, whatever the file's range.
     key_ranges: dict[str, dict[str, tuple[Any, Any]]]
 
+    def plus(self, other: RowCounts) -> RowCounts:
+        """The counts of two disjoint sets of rows. A key column stays in a partition's range only where neither set
+        left it out (a null in it)."""
+        by_partition = {v: dict(c) for v, c in self.by_partition.items()}
+        for value, counts in other.by_partition.items():
+            mine = by_partition.setdefault(value, {"parsed_rows": 0, "rejected_rows": 0})
+            for name, rows in counts.items():
+                mine[name] = mine.get(name, 0) + rows
+        reasons = dict(self.reasons)
+        for reason, rows in other.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + rows
+        key_ranges = {v: dict(r) for v, r in self.key_ranges.items()}
+        for value, ranges in other.key_ranges.items():
+            if value not in key_ranges:
+                key_ranges[value] = dict(ranges)
+                continue
+            key_ranges[value] = {name: (min(low, ranges[name][0]), max(high, ranges[name][1]))
+                                 for name, (low, high) in key_ranges[value].items() if name in ranges}  # fmt: skip
+        return RowCounts(by_partition, dict(sorted(reasons.items())), key_ranges)
+
     def valid_rows(self, value: str | None = None) -> int:
         """Rows without a reject reason: of partition `value`, or of every partition."""
         counts = self.by_partition.values() if value is None else [self.by_partition.get(value, {})]

@@ -90,8 +90,9 @@ def test_run__good_file_typed_with_provenance(spark, tmp_path, repo_root):
     assert written["output_rows"] == 2
     assert written["per_partition"][PART]["output_rows"] == 2
     stages = written["stage_seconds"]  # where the run's time went, for on-call and the benches
-    assert {"plan_sources", "parse_and_count", "merge", "write_candidate", "index_footers"} <= set(stages)
-    assert all(seconds >= 0 for seconds in stages.values()) and stages["parse_and_count"] > 0
+    assert {"plan_sources", "parse_csv", "parse_and_count", "merge", "write_candidate", "index_footers"} <= set(stages)
+    assert all(seconds >= 0 for seconds in stages.values()) and stages["parse_csv"] > 0
+    assert written["fast_path"] == {"fast_rows": 2, "slow_lines": 0}  # both lines typed by Arrow, none by Spark
     assert rejects(tmp_path) == []
 
 
@@ -373,7 +374,8 @@ def test_run__a_row_lost_anywhere_fails_the_run(spark, tmp_path, repo_root, monk
 
         def lossy(*args, **kwargs):
             staged = original_staged(*args, **kwargs)
-            return fc.Staged(staged.rows.where(drop), staged.cached, staged.fast_rows, staged.slow_lines)
+            return fc.Staged(staged.rows.where(drop), staged.cached, staged.fast_rows, staged.slow_lines,
+                             staged.fast_counts, staged.slow_rows)
 
         monkeypatch.setattr(fc, "read_staged", lossy)
     else:

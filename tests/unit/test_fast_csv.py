@@ -164,9 +164,12 @@ def test_fast_rows_are_what_the_spark_path_accepts_with_the_same_values(spark):
 
 
 @pytest.mark.spark
-def test_read_staged__equals_the_spark_path_on_a_mixed_object(spark, tmp_path):
+@pytest.mark.parametrize("primary_key", [["id"], ["id", "at", "name"]])
+def test_read_staged__equals_the_spark_path_on_a_mixed_object(spark, tmp_path, primary_key):
     """Objects with a repeated header, CRLF and blank lines, quoted and malformed lines, bad values, and a second header
-    with reordered columns: the staged rows equal the Spark path's, reasons and raw lines included."""
+    with reordered columns: the staged rows equal the Spark path's, reasons and raw lines included, and so do the
+    counts and key ranges (the fast rows' counted by the tasks)."""
+    spec = SPEC.__class__(**{**SPEC.__dict__, "primary_key": tuple(primary_key)})
     storage = LocalStorage(tmp_path)
     lines = awkward_lines()
     first = f"{HEADER}\r\n" + "\r\n".join(lines[:30]) + f"\r\n\r\n{HEADER}\r\n" + "\r\n".join(lines[30:]) + "\r\n"
@@ -174,13 +177,13 @@ def test_read_staged__equals_the_spark_path_on_a_mixed_object(spark, tmp_path):
     (tmp_path / "raw" / "things" / "d=1").mkdir(parents=True)
     (tmp_path / "raw" / "things" / "d=1" / "a.csv").write_text(first, encoding="utf-8", newline="")
     (tmp_path / "raw" / "things" / "d=1" / "b.csv").write_text(reordered, encoding="utf-8")
-    spec = SPEC
     objects = [RawObject("s3://raw/things/d=1/a.csv", "d=1"), RawObject("s3://raw/things/d=1/b.csv", "d=1")]
     plan = tf.plan_sources(storage, objects, spec)
     staged = fc.read_staged(spark, storage, plan, spec, "s3://staging/tmp/parsed/things/r1")
     try:
         got = [r.asDict() for r in staged.rows.drop(tf.LINE, tf.ROW_HASH).collect()]
         assert staged.fast_rows > 0 and staged.slow_lines > 0
+        counts = staged.count_rows(spec)
     finally:
         for frame in staged.cached:
             frame.unpersist()
@@ -188,6 +191,8 @@ def test_read_staged__equals_the_spark_path_on_a_mixed_object(spark, tmp_path):
     expected = [r.asDict() for r in old.drop(tf.LINE, tf.ROW_HASH).collect()]
     key = lambda r: tuple((k, str(v)) for k, v in sorted(r.items()))  # noqa: E731
     assert sorted(got, key=key) == sorted(expected, key=key)
+    assert counts == tf.count_rows(old, spec)
+    assert set(counts.key_ranges["1"]) == set(primary_key) - {"name"}  # name is null in a valid line (b.csv)
     assert sum(plan.data_lines.values()) == len(got)
     rejects = staged.rows.where(F.col(tf.REASON).isNotNull()).select(tf.LINE).collect()
     assert rejects and all(r[0] is not None for r in rejects)  # a reject names its line
@@ -208,3 +213,14 @@ def test_read_staged__a_redriven_run_reads_none_of_an_earlier_attempts_files(spa
     staged = fc.read_staged(spark, storage, plan, spec, "s3://staging/tmp/parsed/things/r1")
     assert [r.id for r in staged.rows.collect()] == ["x"]
     assert not stale.exists()
+
+
+def test_row_counts_plus__adds_counts_and_keeps_a_key_range_only_where_both_have_it():
+    a = tf.RowCounts({"1": {"parsed_rows": 5, "rejected_rows": 0}}, {}, {"1": {"id": ("b", "m"), "at": (1, 9)}})
+    b = tf.RowCounts({"1": {"parsed_rows": 3, "rejected_rows": 2}, "2": {"parsed_rows": 1, "rejected_rows": 0}},
+                     {"column qty": 2}, {"1": {"id": ("a", "k")}, "2": {"id": ("z", "z")}})  # fmt: skip
+    total = a.plus(b)
+    assert total.by_partition == {"1": {"parsed_rows": 8, "rejected_rows": 2}, "2": {"parsed_rows": 1, "rejected_rows": 0}}
+    assert total.reasons == {"column qty": 2}
+    assert total.key_ranges == {"1": {"id": ("a", "m")}, "2": {"id": ("z", "z")}}
+    assert total.valid_rows() == 7
