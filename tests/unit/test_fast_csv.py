@@ -220,7 +220,8 @@ def test_row_counts_plus__adds_counts_and_keeps_a_key_range_only_where_both_have
     b = tf.RowCounts({"1": {"parsed_rows": 3, "rejected_rows": 2}, "2": {"parsed_rows": 1, "rejected_rows": 0}},
                      {"column qty": 2}, {"1": {"id": ("a", "k")}, "2": {"id": ("z", "z")}})  # fmt: skip
     total = a.plus(b)
-    assert total.by_partition == {"1": {"parsed_rows": 8, "rejected_rows": 2}, "2": {"parsed_rows": 1, "rejected_rows": 0}}
+    assert total.by_partition == {"1": {"parsed_rows": 8, "rejected_rows": 2},
+                                  "2": {"parsed_rows": 1, "rejected_rows": 0}}  # fmt: skip
     assert total.reasons == {"column qty": 2}
     assert total.key_ranges == {"1": {"id": ("a", "m")}, "2": {"id": ("z", "z")}}
     assert total.valid_rows() == 7
