@@ -27,7 +27,7 @@ import codecs
 import contextlib
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
 from pathlib import Path
 from typing import Any
@@ -363,6 +363,7 @@ class Staged:
     slow_lines: int
     fast_counts: Any = None  # etl.transforms.RowCounts of the fast rows, counted by the tasks
     slow_rows: Any = None  # the slow lines as parsed and checked by Spark (cached), None when there are none
+    fast_files: list[tuple[str, list[str]]] = field(default_factory=list)  # staged fast files and their objects
 
     def count_rows(self, spec: DatasetSpec) -> Any:
         """`etl.transforms.count_rows` of `rows`: the tasks' counts of the fast rows plus a count of the slow ones."""
@@ -399,6 +400,8 @@ def read_staged(spark: Any, storage: Any, plan: Any, spec: DatasetSpec, stage_ur
     if tasks:
         results = spark.sparkContext.parallelize(list(enumerate(tasks)), len(tasks)).map(stage).collect()
     counts = fast_counts(results)
+    fast_files = [(join_uri(fast_folder, f"part-{n:05d}.parquet"), [layout.uri for layout in tasks[n]])
+                  for n, result in enumerate(results) if result["fast"]]  # fmt: skip
     fast_rows = counts.valid_rows()
     slow_lines = sum(n for result in results for n in result["slow"].values())
     null = F.lit(None).cast("string")
@@ -425,4 +428,4 @@ def read_staged(spark: Any, storage: Any, plan: Any, spec: DatasetSpec, stage_ur
         empty = spark.createDataFrame([], tf.raw_schema(spec))
         frames.append(tf.for_cache(tf.enforce_schema(empty, spec)))
     rows = reduce(lambda a, b: a.unionByName(b), frames)
-    return Staged(rows, cached, fast_rows, slow_lines, counts, slow_rows)
+    return Staged(rows, cached, fast_rows, slow_lines, counts, slow_rows, fast_files)

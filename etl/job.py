@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from etl import fast_csv
+from etl import arrow_write, fast_csv
 from etl import snapshot as snap
 from etl import transforms as tf
 from etl.batch import Batch, read_manifest
@@ -99,6 +99,7 @@ def _run(
     args: dict[str, str], spec: DatasetSpec, partitions: list[str], storage: Storage, spark: Any
 ) -> dict[str, Any]:
     from pyspark import StorageLevel
+    from pyspark.sql import functions as F
 
     run_id = args["run_id"]
     ingested_at = datetime.now(UTC).replace(microsecond=0)
@@ -153,7 +154,22 @@ def _run(
                                        args["staging_uri"])  # fmt: skip
         cached += merged.cached
         with clock.stage("write_candidate"):
-            _write_candidate(merged.rows, batch_rows, snapshots, args, spec, partitions, storage, spark)
+            direct = _contested_lines(merged, staged, run_id) if staged is not None and staged.fast_rows else None
+            if direct is None:
+                _write_candidate(merged.rows, batch_rows, snapshots, args, spec, partitions, storage, spark)
+            else:
+                # The uncontested fast rows are written by Arrow (etl/arrow_write.py), after Spark has replaced the
+                # folders with the rest: the contested keys' winners, the slow lines' rows, the carried rows.
+                uncontested = staged.fast_rows - sum(len(lines) for lines in direct.values())
+                rest = merged.without((F.col(tf.ROW_HASH).isNotNull()) | (F.col(tf.RUN_ID) != run_id), spec)
+                _write_candidate(rest, batch_rows - uncontested, snapshots, args, spec, partitions, storage, spark,
+                                 keep_empty=not uncontested)  # fmt: skip
+                folders = {p.split("=", 1)[1]: tf.curated_partition_uri(args["curated_uri"], spec, p, run_id)
+                           for p in partitions}  # fmt: skip
+                written = arrow_write.write_staged(spark, storage, staged, spec, direct, folders, run_id, ingested_at)
+                if written != uncontested:
+                    raise RuntimeError(f"the fast rows' writers wrote {written} rows, not the {uncontested} "
+                                       f"uncontested fast rows")  # fmt: skip
     finally:
         for frame in cached:
             frame.unpersist()
@@ -275,8 +291,29 @@ class _KeyHashes:
         return F.broadcast(hashes) if self.broadcast else hashes
 
 
+# Contested fast rows the driver collects to tell the Arrow writers which rows to leave to Spark; above it, Spark
+# writes every row (a batch that updates millions of published keys).
+DIRECT_CONTESTED_MAX = 2_000_000
+
+
+def _contested_lines(merged: tf.Merged, staged: Any, run_id: str) -> dict[str, list[int]] | None:
+    """{source object: line numbers} of the batch's contested rows, or None when they are too many to collect."""
+    from pyspark.sql import functions as F
+
+    if merged.contested is None:
+        return {}
+    batch = merged.contested.where(F.col(tf.RUN_ID) == run_id).select(tf.SOURCE_OBJECT, tf.LINE)
+    if batch.count() > DIRECT_CONTESTED_MAX:
+        return None
+    lines: dict[str, list[int]] = {}
+    for source, line in batch.collect():
+        lines.setdefault(source, []).append(line)
+    return lines
+
+
 def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snapshot], args: dict[str, str],
-                     spec: DatasetSpec, partitions: list[str], storage: Storage, spark: Any) -> None:  # fmt: skip
+                     spec: DatasetSpec, partitions: list[str], storage: Storage, spark: Any,
+                     keep_empty: bool = True) -> None:  # fmt: skip
     """Replace each partition's candidate folder by the merged rows: this run's rows in files of their own, the
     rows carried from rewritten published files in others. Keeping files apart by the run that ingested their
     rows is what lets a later batch that updates recent rows touch only recent files (etl/snapshot.py); mixed,
@@ -295,12 +332,15 @@ def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snaps
     # the filter folds to true or false on that side (the carried part used to scan every cached row: 0.7 s of
     # 2.4 s), and the published files' Parquet row groups keep min/max statistics the filter is checked against.
     parts = []
-    if batch_rows or len(partitions) == 1:  # a single folder is always replaced (empty when nothing is new)
-        parts.append((curated.where(F.col(tf.RUN_ID) == run_id), batch_rows))
+    if batch_rows or (len(partitions) == 1 and keep_empty):  # a single folder is always replaced (empty when nothing
+        parts.append((curated.where(F.col(tf.RUN_ID) == run_id), batch_rows))  # is new and no one else writes to it)
     if rewritten:
         parts.append((curated.where(F.col(tf.RUN_ID) != run_id), rewritten))
     if parts:
         tf.write_curated(parts, storage, args["curated_uri"], spec, run_id, partitions)
+    elif len(partitions) == 1:  # nothing for Spark to write: the folder is emptied for the rows written after this
+        folder = tf.curated_partition_uri(args["curated_uri"], spec, partitions[0], run_id)
+        storage.delete(storage.list_keys(folder.rstrip("/") + "/"))
 
 
 def _write_rejects(rows: Any, counts: dict[str, dict[str, int]], args: dict[str, str], spec: DatasetSpec,

@@ -38,6 +38,7 @@ class Storage(Protocol):
     def list_objects(self, uri: str) -> list[StoredObject]: ...
     def delete(self, uris: list[str]) -> None: ...  # a missing object is not an error (as S3's DeleteObjects)
     def put_file(self, path: str, uri: str) -> None: ...  # a local file uploaded as the object
+    def get_file(self, uri: str, path: str) -> str: ...  # the object as a local file (at `path`, or where it is)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ class LocalStorage:
         tmp = target.with_name(f".{target.name}.tmp")  # hidden: a reader of the folder never sees a partial copy
         shutil.copyfile(self.local_path(source_uri), tmp)
         tmp.replace(target)
+
+    def get_file(self, uri: str, path: str) -> str:
+        return str(self.local_path(uri))  # already a local file
 
     def put_file(self, path: str, uri: str) -> None:
         target = self.local_path(uri)
@@ -158,6 +162,11 @@ class S3Storage:
         source_bucket, source_key = split_s3_uri(source_uri)
         bucket, key = split_s3_uri(target_uri)
         self.client.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)
+
+    def get_file(self, uri: str, path: str) -> str:
+        bucket, key = split_s3_uri(uri)
+        self.client.download_file(bucket, key, path)
+        return path
 
     def put_file(self, path: str, uri: str) -> None:
         """PutObject, multipart above boto3's threshold; the object gets the bucket's default encryption."""

@@ -429,17 +429,21 @@ def enforce_schema(df: DataFrame, spec: DatasetSpec) -> DataFrame:
     return cast.select(*others, *spec.column_names, reason.alias(REASON))
 
 
-def deduplicate(df: DataFrame, spec: DatasetSpec, repeated: DataFrame | None = None) -> DataFrame:
+def deduplicate(
+    df: DataFrame, spec: DatasetSpec, repeated: DataFrame | None = None, single: SparkColumn | None = None
+) -> DataFrame:
     """Keep one row per (partition, primary key); see the module docstring for the winner's order.
 
     With `repeated` (the `_key_hash` values that occur more than once, from `repeated_hashes`; `df` has the
     column, see `with_key_hash`) only the rows of those hashes are shuffled and ranked, by their real keys; the
-    others pass straight through. Without it every row is ranked."""
+    others pass straight through, those `single` selects when it is given (rows written elsewhere are left out:
+    etl/arrow_write.py). Without `repeated` every row is ranked."""
     if not spec.primary_key:
-        return df
+        return df if single is None else df.where(single)
     if repeated is not None:
-        single = df.join(repeated, KEY_HASH, "left_anti")
-        return single.unionByName(deduplicate(df.join(repeated, KEY_HASH, "left_semi"), spec))
+        alone = df.join(repeated, KEY_HASH, "left_anti")
+        alone = alone if single is None else alone.where(single)
+        return alone.unionByName(deduplicate(df.join(repeated, KEY_HASH, "left_semi"), spec))
     order: list[SparkColumn] = []
     if spec.deduplicate_by:
         order.append(F.col(spec.deduplicate_by).desc_nulls_last())
@@ -514,6 +518,15 @@ class Merged:
     rows: DataFrame
     duplicates: dict[str, int]
     cached: list[DataFrame] = field(default_factory=list)
+    candidates: DataFrame | None = None  # the rows merged (batch and carried), and the contested hashes' join frame
+    join_keys: DataFrame | None = None
+    contested: DataFrame | None = None  # the candidates whose key hash repeats (cached)
+
+    def without(self, single: SparkColumn, spec: DatasetSpec) -> DataFrame:
+        """`rows` without the uncontested rows `single` does not select (`deduplicate`'s `single`)."""
+        if self.candidates is None:
+            return self.rows.where(single)
+        return deduplicate(self.candidates, spec, self.join_keys, single)
 
 
 def merge_batch(
@@ -550,7 +563,7 @@ def merge_batch(
     contested = candidates.join(join_keys, KEY_HASH, "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
     duplicates = duplicate_counts(contested, spec)
     rows = deduplicate(candidates, spec, join_keys)  # its semi-join is `contested`'s plan: Spark reads the cache
-    return Merged(rows, duplicates, cached + [repeated, contested])
+    return Merged(rows, duplicates, cached + [repeated, contested], candidates, join_keys, contested)
 
 
 def add_provenance(df: DataFrame, spec: DatasetSpec) -> DataFrame:

@@ -233,6 +233,32 @@ def test_run__dedupe_keeps_latest_version(spark, tmp_path, repo_root):
     assert rows[1].lake_source_object.endswith("/b.csv")
 
 
+def test_run__uncontested_fast_rows_are_written_by_arrow_and_the_rest_by_spark(spark, tmp_path, repo_root):
+    """o1 has two versions (contested: Spark ranks and writes the winner), the quoted line is a slow line (Spark
+    parses and writes it), o2 and o4 are plain (Arrow writes them). Together: one row per key, footers that carry
+    Spark's schema and key ranges, and a re-run that replaces every file."""
+    from etl.footers import read_footers
+
+    quoted = 'o3,"c3",2026-11-24 12:00:00,paid,EUR,3.00,1,DE,2026-11-24 12:00:00\n'
+    o4 = "o4,c4,2026-11-24 13:00:00,paid,EUR,4.00,1,DE,2026-11-24 13:00:00\n"
+    newer = ROW1.replace("placed", "paid").replace(",2026-11-24 10:00:00\n", ",2026-11-24 15:00:00\n")
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1 + ROW2 + quoted + newer + o4).encode()})
+    for attempt in range(2):
+        metrics = run(job_args(), storage, spark)
+        assert metrics["fast_path"] == {"fast_rows": 4, "slow_lines": 1}
+        assert_balanced(metrics, 5)
+        rows = curated_rows(spark, tmp_path)
+        assert [(r.order_id, r.status) for r in rows] == [("o1", "paid"), ("o2", "paid"), ("o3", "paid"),
+                                                          ("o4", "paid")]  # fmt: skip
+        assert {r.lake_run_id for r in rows} == {"run-1"} and all(r.lake_ingested_at for r in rows)
+        files = curated_files(tmp_path)
+        arrow = [f for f in files if f.name.startswith("part-arrow-")]
+        assert len(arrow) == 1 and len(files) == 2, (attempt, files)
+        [footer] = read_footers(spark, [f"file://{arrow[0]}"], ["order_id"])
+        assert footer.schema is not None and footer.rows == 2
+        assert footer.ranges["order_id"] == ("o2", "o4")
+
+
 def test_run__rerun_same_run_id_replaces(spark, tmp_path, repo_root):
     storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1 + ROW2 + "bad\n").encode()})
     first = run(job_args(), storage, spark)
@@ -372,10 +398,19 @@ def test_run__a_row_lost_anywhere_fails_the_run(spark, tmp_path, repo_root, monk
     if stage == "fast parser":
         original_staged = fc.read_staged
 
-        def lossy(*args, **kwargs):
-            staged = original_staged(*args, **kwargs)
-            return fc.Staged(staged.rows.where(drop), staged.cached, staged.fast_rows, staged.slow_lines,
-                             staged.fast_counts, staged.slow_rows)
+        def lossy(spark, storage, *args, **kwargs):  # the tasks' parse loses o2: from its staged file and counts
+            import pyarrow.compute as pc
+            import pyarrow.parquet as pq
+
+            staged = original_staged(spark, storage, *args, **kwargs)
+            [(uri, _)] = staged.fast_files
+            table = pq.read_table(storage.local_path(uri))
+            pq.write_table(table.filter(pc.not_equal(table.column("order_id"), "o2")), storage.local_path(uri))
+            counts = staged.fast_counts
+            value = PART.split("=", 1)[1]
+            lost = tf.RowCounts({value: {"parsed_rows": -1, "rejected_rows": 0}}, {}, {})
+            return fc.Staged(staged.rows.where(drop), staged.cached, staged.fast_rows - 1, staged.slow_lines,
+                             counts.plus(lost), staged.slow_rows, staged.fast_files)
 
         monkeypatch.setattr(fc, "read_staged", lossy)
     else:
@@ -384,10 +419,12 @@ def test_run__a_row_lost_anywhere_fails_the_run(spark, tmp_path, repo_root, monk
         monkeypatch.setattr(tf, name, lambda *a, **k: original(*a, **k).where(drop))
         if stage == "spark parser":
             monkeypatch.setattr(fc, "unsupported", lambda spec: "forced")
-    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1 + ROW2).encode()})
-    with pytest.raises(
-        RuntimeError, match=rf"row accounting does not balance for {PART}: its objects hold 2 data lines"
-    ):
+    # Deduplication sees only contested keys' rows (the others are written by Arrow), so there o2 has two versions.
+    newer = ROW2.replace(",2026-11-24 11:00:00\n", ",2026-11-24 16:00:00\n")
+    lines = ROW1 + ROW2 + (newer if stage == "deduplication" else "")
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + lines).encode()})
+    with pytest.raises(RuntimeError, match=rf"row accounting does not balance for {PART}: its objects hold "
+                                           rf"{lines.count(chr(10))} data lines"):  # fmt: skip
         run(job_args(), storage, spark)
 
 
@@ -562,7 +599,8 @@ def test_run__each_candidate_folder_gets_a_footer_index_the_next_batch_reads_ins
 
 
 def test_run__a_published_file_lost_from_its_folder_fails_the_batch_naming_it(spark, tmp_path, repo_root):
-    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode(),
+    quoted = 'o5,"c5",2026-11-24 12:00:00,paid,EUR,3.00,1,DE,2026-11-24 12:00:00\n'  # Spark writes it: a second file
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2 + quoted).encode(),
                                               f"{PART}/b.csv": (HEADER + O3).encode()})  # fmt: skip
     run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
     lost = curated_files(tmp_path, run_id="run-1")[0]
