@@ -8,7 +8,9 @@ Only rows whose key is not contested are written this way: each task drops the b
 (named by source object and line number) from its staged file, stamps the provenance and writes a file per
 partition value. Spark writes the rest as before (etl/job.py): the contested keys' winners, the slow lines' rows and
 the rows carried from rewritten published files. The files carry the schema Spark writes into its own files
-(`org.apache.spark.sql.parquet.row.metadata`), so etl/footers.py ranges their keys as it ranges Spark's.
+(`org.apache.spark.sql.parquet.row.metadata`), so etl/footers.py ranges their keys as it ranges Spark's, and their
+timestamps as INT96, as Spark writes them (what Athena, the Glue crawler and every reader of the curated zone
+already read).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from etl.footers import SPARK_SCHEMA_KEY
 from etl.spec import DatasetSpec
 
 INGESTED_AT, RUN_ID = "lake_ingested_at", "lake_run_id"
+# With Spark's version in a file's metadata (and no legacy-calendar key), Spark reads its dates and timestamps as
+# written, in the proleptic Gregorian calendar Arrow uses too; without it, a date before 1582 (a timestamp before
+# 1900) fails Spark's read (spark.sql.parquet.datetimeRebaseModeInRead, int96RebaseModeInRead).
+SPARK_VERSION_KEY = "org.apache.spark.version"
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class FastFile:
 
 
 def write_fast_rows(storage: Any, staged: FastFile, spec: DatasetSpec, folders: dict[str, str], run_id: str,
-                    ingested_at: datetime, spark_schema: str, name: str) -> dict[str, int]:  # fmt: skip
+                    ingested_at: datetime, spark_metadata: dict[str, str], name: str) -> dict[str, int]:  # fmt: skip
     """A task: the staged file's uncontested rows, stamped, as one file per partition value in `folders` (value ->
     candidate folder URI), named `name`. Returns the rows written per partition value."""
     import pyarrow as pa
@@ -62,9 +68,9 @@ def write_fast_rows(storage: Any, staged: FastFile, spec: DatasetSpec, folders: 
                 pa.repeat(pa.scalar(run_id, pa.string()), rows),
             ]
             curated = pa.table(columns, names=[*spec.column_names, SOURCE_OBJECT, INGESTED_AT, RUN_ID])
-            curated = curated.replace_schema_metadata({SPARK_SCHEMA_KEY: spark_schema})
+            curated = curated.replace_schema_metadata(spark_metadata)
             path = Path(folder) / "curated.parquet"
-            pq.write_table(curated, path)
+            pq.write_table(curated, path, use_deprecated_int96_timestamps=True)  # as Spark writes timestamps
             storage.put_file(str(path), f"{folders[value].rstrip('/')}/{name}.parquet")
             written[value] = rows
     return written
@@ -78,7 +84,8 @@ def write_staged(spark: Any, storage: Any, staged: Any, spec: DatasetSpec, conte
     from etl import transforms as tf
     from etl.storage import for_tasks
 
-    spark_schema = spark.createDataFrame([], tf.curated_schema(spec)).schema.json()
+    metadata = {SPARK_SCHEMA_KEY: spark.createDataFrame([], tf.curated_schema(spec)).schema.json(),
+                SPARK_VERSION_KEY: spark.version}  # fmt: skip
     files = [FastFile(uri, {o: contested[o] for o in objects if o in contested}) for uri, objects in staged.fast_files]
     if not files:
         return 0
@@ -88,7 +95,7 @@ def write_staged(spark: Any, storage: Any, staged: Any, spec: DatasetSpec, conte
 
     def write(item: tuple[int, FastFile]) -> dict[str, int]:
         n, staged_file = item
-        return write_fast_rows(task_storage, staged_file, spec, folders, run_id, ingested_at, spark_schema,
+        return write_fast_rows(task_storage, staged_file, spec, folders, run_id, ingested_at, metadata,
                                f"part-arrow-{n:05d}-{job}")  # fmt: skip
 
     results = spark.sparkContext.parallelize(list(enumerate(files)), len(files)).map(write).collect()

@@ -154,7 +154,8 @@ def _run(
                                        args["staging_uri"])  # fmt: skip
         cached += merged.cached
         with clock.stage("write_candidate"):
-            direct = _contested_lines(merged, staged, run_id) if staged is not None and staged.fast_rows else None
+            arrow = staged is not None and staged.fast_rows >= ARROW_WRITE_MIN_ROWS
+            direct = _contested_lines(merged, staged, run_id) if arrow else None
             if direct is None:
                 _write_candidate(merged.rows, batch_rows, snapshots, args, spec, partitions, storage, spark)
             else:
@@ -291,6 +292,10 @@ class _KeyHashes:
         return F.broadcast(hashes) if self.broadcast else hashes
 
 
+# Fast rows from which Arrow writes them (etl/arrow_write.py). Below it Spark does: a few hundred thousand rows
+# take it about a second, which is what the extra Python stage costs, and the contested keys' winners would be a
+# small file of their own in every batch, which every later batch copies (bench/incremental.py, bench/burst.py).
+ARROW_WRITE_MIN_ROWS = 1_000_000
 # Contested fast rows the driver collects to tell the Arrow writers which rows to leave to Spark; above it, Spark
 # writes every row (a batch that updates millions of published keys).
 DIRECT_CONTESTED_MAX = 2_000_000

@@ -14,6 +14,15 @@ from etl.storage import LocalStorage
 
 pytestmark = pytest.mark.spark
 
+
+@pytest.fixture(autouse=True)
+def arrow_writes_every_batch(monkeypatch):
+    """These tests' batches are tiny: the fast rows' Arrow writer (from 1M rows in production) writes all of them,
+    so every test below covers it; the e2e and workflow tests run the jobs with the default, where Spark writes."""
+    import etl.job
+
+    monkeypatch.setattr(etl.job, "ARROW_WRITE_MIN_ROWS", 1)
+
 HEADER = "order_id,customer_id,order_ts,status,currency,amount,quantity,country,updated_at\n"
 ROW1 = "o1,c1,2026-11-24 10:00:00,placed,EUR,12.50,1,DE,2026-11-24 10:00:00\n"
 ROW2 = "o2,c2,2026-11-24 11:00:00,paid,USD,7.00,2,FR,2026-11-24 11:00:00\n"
@@ -240,7 +249,7 @@ def test_run__uncontested_fast_rows_are_written_by_arrow_and_the_rest_by_spark(s
     from etl.footers import read_footers
 
     quoted = 'o3,"c3",2026-11-24 12:00:00,paid,EUR,3.00,1,DE,2026-11-24 12:00:00\n'
-    o4 = "o4,c4,2026-11-24 13:00:00,paid,EUR,4.00,1,DE,2026-11-24 13:00:00\n"
+    o4 = "o4,c4,1850-01-01 13:00:00,paid,EUR,4.00,1,DE,2026-11-24 13:00:00\n"  # before 1900: no calendar rebase
     newer = ROW1.replace("placed", "paid").replace(",2026-11-24 10:00:00\n", ",2026-11-24 15:00:00\n")
     storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1 + ROW2 + quoted + newer + o4).encode()})
     for attempt in range(2):
@@ -257,6 +266,17 @@ def test_run__uncontested_fast_rows_are_written_by_arrow_and_the_rest_by_spark(s
         [footer] = read_footers(spark, [f"file://{arrow[0]}"], ["order_id"])
         assert footer.schema is not None and footer.rows == 2
         assert footer.ranges["order_id"] == ("o2", "o4")
+    assert str([r for r in rows if r.order_id == "o4"][0].order_ts) == "1850-01-01 13:00:00"
+
+
+def test_run__a_small_batch_is_written_by_spark_alone(spark, tmp_path, repo_root, monkeypatch):
+    import etl.job
+
+    monkeypatch.setattr(etl.job, "ARROW_WRITE_MIN_ROWS", 3)
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1 + ROW2).encode()})
+    metrics = run(job_args(), storage, spark)
+    assert metrics["fast_path"]["fast_rows"] == 2 and metrics["output_rows"] == 2
+    assert [f.name for f in curated_files(tmp_path) if f.name.startswith("part-arrow-")] == []
 
 
 def test_run__rerun_same_run_id_replaces(spark, tmp_path, repo_root):
