@@ -18,15 +18,17 @@ from __future__ import annotations
 import tempfile
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from etl.fast_csv import LINE, SOURCE_OBJECT
 from etl.footers import SPARK_SCHEMA_KEY
 from etl.spec import DatasetSpec
+from etl.transforms import TARGET_ROWS_PER_FILE
 
 INGESTED_AT, RUN_ID = "lake_ingested_at", "lake_run_id"
+STAGED_BATCH_ROWS = 256 * 1024
 # With Spark's version in a file's metadata (and no legacy-calendar key), Spark reads its dates and timestamps as
 # written, in the proleptic Gregorian calendar Arrow uses too; without it, a date before 1582 (a timestamp before
 # 1900) fails Spark's read (spark.sql.parquet.datetimeRebaseModeInRead, int96RebaseModeInRead).
@@ -42,38 +44,84 @@ class FastFile:
 
 
 def write_fast_rows(storage: Any, staged: FastFile, spec: DatasetSpec, folders: dict[str, str], run_id: str,
-                    ingested_at: datetime, spark_metadata: dict[str, str], name: str) -> dict[str, int]:  # fmt: skip
-    """A task: the staged file's uncontested rows, stamped, as one file per partition value in `folders` (value ->
-    candidate folder URI), named `name`. Returns the rows written per partition value."""
+                    ingested_at: datetime, spark_metadata: dict[str, str], name: str,
+                    rows_per_file: int = TARGET_ROWS_PER_FILE) -> dict[str, int]:  # fmt: skip
+    """A task: the staged file's uncontested rows, stamped, into `folders` (partition value -> candidate folder URI),
+    in files named `name`-<value index>-<n> of at most `rows_per_file` rows (as Spark's `maxRecordsPerFile`). The
+    staged file is read a batch at a time, so memory stays bounded whatever its size. Returns the rows written per
+    partition value."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     written: dict[str, int] = {}
+    open_files: dict[str, tuple[Any, str, int]] = {}  # value -> (writer, local path, rows in it)
+    values = sorted(folders)
     with tempfile.TemporaryDirectory(prefix="lake-arrow-write-") as folder:
-        table = pq.read_table(storage.get_file(staged.uri, str(Path(folder) / "staged")))
-        drop = None
-        for source, lines in staged.contested.items():
-            hit = pc.and_(pc.equal(table.column(SOURCE_OBJECT), source),
-                          pc.is_in(table.column(LINE), value_set=pa.array(lines, pa.int64())))  # fmt: skip
-            drop = hit if drop is None else pc.or_(drop, hit)
-        if drop is not None:
-            table = table.filter(pc.invert(drop))
-        values = table.column(spec.partition_key)
-        for value in sorted(pc.unique(values).to_pylist()):
-            part = table if len(folders) == 1 else table.filter(pc.equal(values, value))
-            rows = part.num_rows
-            columns = [part.column(c) for c in (*spec.column_names, SOURCE_OBJECT)] + [
-                pa.repeat(pa.scalar(ingested_at, pa.timestamp("us", tz="UTC")), rows),
-                pa.repeat(pa.scalar(run_id, pa.string()), rows),
-            ]
-            curated = pa.table(columns, names=[*spec.column_names, SOURCE_OBJECT, INGESTED_AT, RUN_ID])
-            curated = curated.replace_schema_metadata(spark_metadata)
-            path = Path(folder) / "curated.parquet"
-            pq.write_table(curated, path, use_deprecated_int96_timestamps=True)  # as Spark writes timestamps
-            storage.put_file(str(path), f"{folders[value].rstrip('/')}/{name}.parquet")
-            written[value] = rows
+
+        files: dict[str, int] = {}  # value -> files written
+
+        def close(value: str) -> None:
+            writer, path, _ = open_files.pop(value)
+            writer.close()
+            number = files.get(value, 0)
+            storage.put_file(path, f"{folders[value].rstrip('/')}/{name}-{values.index(value)}-{number}.parquet")
+            files[value] = number + 1
+
+        staged_file = pq.ParquetFile(storage.get_file(staged.uri, str(Path(folder) / "staged")))
+        for batch in staged_file.iter_batches(batch_size=STAGED_BATCH_ROWS):
+            table = _uncontested(pa.Table.from_batches([batch]), staged.contested)
+            column = table.column(spec.partition_key)
+            for value in sorted(pc.unique(column).to_pylist()):
+                part = table if len(folders) == 1 else table.filter(pc.equal(column, value))
+                offset = 0
+                while offset < part.num_rows:
+                    if value not in open_files:
+                        path = str(Path(folder) / f"{values.index(value)}-{files.get(value, 0)}.parquet")
+                        writer = pq.ParquetWriter(path, _curated_schema(part, spec, spark_metadata),
+                                                  use_deprecated_int96_timestamps=True)  # as Spark writes timestamps
+                        open_files[value] = (writer, path, 0)
+                    writer, path, rows = open_files[value]
+                    chunk = part.slice(offset, rows_per_file - rows)
+                    writer.write_table(_stamped(chunk, spec, run_id, ingested_at, spark_metadata))
+                    open_files[value] = (writer, path, rows + chunk.num_rows)
+                    written[value] = written.get(value, 0) + chunk.num_rows
+                    offset += chunk.num_rows
+                    if rows + chunk.num_rows >= rows_per_file:
+                        close(value)
+        for value in list(open_files):
+            close(value)
     return written
+
+
+def _uncontested(table: Any, contested: dict[str, list[int]]) -> Any:
+    """The rows of `table` that are not among the contested lines."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    drop = None
+    for source, lines in contested.items():
+        hit = pc.and_(pc.equal(table.column(SOURCE_OBJECT), source),
+                      pc.is_in(table.column(LINE), value_set=pa.array(lines, pa.int64())))  # fmt: skip
+        drop = hit if drop is None else pc.or_(drop, hit)
+    return table if drop is None else table.filter(pc.invert(drop))
+
+
+def _stamped(part: Any, spec: DatasetSpec, run_id: str, ingested_at: datetime, metadata: dict[str, str]) -> Any:
+    """Staged rows as curated rows: the spec's columns, the source object, then this run's provenance."""
+    import pyarrow as pa
+
+    rows = part.num_rows
+    columns = [part.column(c) for c in (*spec.column_names, SOURCE_OBJECT)] + [
+        pa.repeat(pa.scalar(ingested_at, pa.timestamp("us", tz="UTC")), rows),
+        pa.repeat(pa.scalar(run_id, pa.string()), rows),
+    ]
+    table = pa.table(columns, names=[*spec.column_names, SOURCE_OBJECT, INGESTED_AT, RUN_ID])
+    return table.replace_schema_metadata(metadata)
+
+
+def _curated_schema(part: Any, spec: DatasetSpec, metadata: dict[str, str]) -> Any:
+    return _stamped(part.slice(0, 0), spec, "", datetime(1970, 1, 1, tzinfo=UTC), metadata).schema
 
 
 def write_staged(spark: Any, storage: Any, staged: Any, spec: DatasetSpec, contested: dict[str, list[int]],

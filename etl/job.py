@@ -302,12 +302,14 @@ DIRECT_CONTESTED_MAX = 2_000_000
 
 
 def _contested_lines(merged: tf.Merged, staged: Any, run_id: str) -> dict[str, list[int]] | None:
-    """{source object: line numbers} of the batch's contested rows, or None when they are too many to collect."""
+    """{source object: line numbers} of the batch's contested fast rows (a fast row has no row hash: etl/fast_csv.py),
+    or None when they are too many to collect."""
     from pyspark.sql import functions as F
 
     if merged.contested is None:
         return {}
-    batch = merged.contested.where(F.col(tf.RUN_ID) == run_id).select(tf.SOURCE_OBJECT, tf.LINE)
+    fast = (F.col(tf.RUN_ID) == run_id) & F.col(tf.ROW_HASH).isNull()
+    batch = merged.contested.where(fast).select(tf.SOURCE_OBJECT, tf.LINE)
     if batch.count() > DIRECT_CONTESTED_MAX:
         return None
     lines: dict[str, list[int]] = {}

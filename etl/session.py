@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# Dates and timestamps are written as they are, in the proleptic Gregorian calendar, as Spark 4 does by default and as
+# the Arrow-written files declare (etl/arrow_write.py). Spark 3.5's default raises on a date before 1582 or a timestamp
+# before 1900, so a batch that rewrites a published file holding one would fail.
+REBASE_CONF = {"spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+               "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED"}  # fmt: skip
 LOCAL_SPARK_CONF = {
     # Small data offline: few shuffle partitions keep local runs fast on 2 cores.
     "spark.sql.shuffle.partitions": "4",
@@ -15,6 +20,7 @@ LOCAL_SPARK_CONF = {
     "spark.driver.memory": "4g",
     # Dates that do not match a column's format become null (and are rejected) instead of raising.
     "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    **REBASE_CONF,
 }
 
 
@@ -36,6 +42,8 @@ def build_spark(app_name: str) -> Any:
         spark = glue_context.spark_session
         spark.conf.set("spark.sql.session.timeZone", "UTC")
         spark.conf.set("spark.sql.legacy.timeParserPolicy", "CORRECTED")
+        for key, value in REBASE_CONF.items():
+            spark.conf.set(key, value)
         return spark
     import os
     import sys

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -267,6 +268,59 @@ def test_run__uncontested_fast_rows_are_written_by_arrow_and_the_rest_by_spark(s
         assert footer.schema is not None and footer.rows == 2
         assert footer.ranges["order_id"] == ("o2", "o4")
     assert str([r for r in rows if r.order_id == "o4"][0].order_ts) == "1850-01-01 13:00:00"
+
+
+def test_run__a_quoted_line_that_updates_a_fast_rows_key_is_ranked_with_it(spark, tmp_path, repo_root):
+    """A slow (quoted) line and a fast line of the same key: Spark ranks both and writes the winner; the Arrow writers
+    leave out only the fast one, and their count still matches."""
+    quoted = 'o2,"c2",2026-11-24 11:00:00,shipped,USD,7.00,2,FR,2026-11-24 18:00:00\n'
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1 + ROW2 + quoted).encode()})
+    metrics = run(job_args(), storage, spark)
+    assert metrics["fast_path"] == {"fast_rows": 2, "slow_lines": 1}
+    assert (metrics["output_rows"], metrics["duplicates_removed"]) == (2, 1)
+    assert [(r.order_id, r.status) for r in curated_rows(spark, tmp_path)] == [("o1", "placed"), ("o2", "shipped")]
+
+
+def test_run__a_published_timestamp_before_1900_survives_a_spark_rewrite(spark, tmp_path, repo_root):
+    """Arrow writes it as it is; a later batch that updates its file's keys makes Spark rewrite the file, which Spark
+    3.5's default calendar rebase would refuse (etl/session.py)."""
+    old = ROW2.replace("2026-11-24 11:00:00,paid", "1850-01-01 11:00:00,paid")
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1 + old).encode(),
+                                              f"{PART}/b.csv": (HEADER + V2).encode()})  # fmt: skip
+    run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    second = run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv"], snapshot("run-1"))
+    assert second["per_partition"][PART]["rewritten_files"] == 1
+    rows = curated_rows(spark, tmp_path, run_id="run-2")
+    assert [(r.order_id, r.status, str(r.order_ts)) for r in rows] == [
+        ("o1", "paid", "2026-11-24 10:00:00"), ("o2", "paid", "1850-01-01 11:00:00")]  # fmt: skip
+
+
+def test_write_fast_rows__files_of_at_most_the_target_rows(tmp_path, repo_root):
+    """A staged file larger than a curated file may be is written as several, each within the cap, none lost."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from etl import arrow_write, fast_csv
+    from etl.spec import load_dataset
+
+    spec = load_dataset(repo_root / "datasets" / "orders")
+    storage = LocalStorage(tmp_path)
+    n = 25
+    staged = pa.table({**{c.name: pa.nulls(n, fast_csv.arrow_type(c)) for c in spec.columns},
+                       "order_id": [f"o{i}" for i in range(n)], fast_csv.SOURCE_OBJECT: ["s3://r/a.csv"] * n,
+                       spec.partition_key: ["2026-11-24"] * n, fast_csv.LINE: list(range(2, n + 2))})  # fmt: skip
+    path = tmp_path / "staging" / "fast.parquet"
+    path.parent.mkdir()
+    pq.write_table(staged, path)
+    contested = {"s3://r/a.csv": [2, 9]}
+    written = arrow_write.write_fast_rows(
+        storage, arrow_write.FastFile("s3://staging/fast.parquet", contested), spec,
+        {"2026-11-24": "s3://curated/orders/d/run_id=r"}, "r", datetime(2026, 11, 24, tzinfo=UTC), {}, "part-x",
+        rows_per_file=10)  # fmt: skip
+    files = sorted((tmp_path / "curated" / "orders" / "d" / "run_id=r").glob("*.parquet"))
+    assert written == {"2026-11-24": 23} and [pq.read_metadata(f).num_rows for f in files] == [10, 10, 3]
+    ids = [i for f in files for i in pq.read_table(f).column("order_id").to_pylist()]
+    assert sorted(ids) == sorted(f"o{i}" for i in range(n) if i not in (0, 7))
 
 
 def test_run__a_small_batch_is_written_by_spark_alone(spark, tmp_path, repo_root, monkeypatch):
