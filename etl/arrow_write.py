@@ -22,12 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from etl.fast_csv import LINE, SOURCE_OBJECT
 from etl.footers import SPARK_SCHEMA_KEY
 from etl.spec import DatasetSpec
-from etl.transforms import TARGET_ROWS_PER_FILE
+from etl.transforms import INGESTED_AT, LINE, RUN_ID, SOURCE_OBJECT, TARGET_ROWS_PER_FILE
 
-INGESTED_AT, RUN_ID = "lake_ingested_at", "lake_run_id"
 STAGED_BATCH_ROWS = 256 * 1024
 # With Spark's version in a file's metadata (and no legacy-calendar key), Spark reads its dates and timestamps as
 # written, in the proleptic Gregorian calendar Arrow uses too; without it, a date before 1582 (a timestamp before

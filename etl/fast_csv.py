@@ -32,8 +32,10 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
-from etl.readers import BOM, _decompressed, _Prefixed, open_object, split_header
+from etl.readers import BOM, _decompressed, line_breaks, open_object, split_header
 from etl.spec import DECIMAL_TYPE, Column, DatasetSpec
+from etl.storage import delete_prefix
+from etl.transforms import LINE, SOURCE_OBJECT
 
 BLOCK_CHARS = 32 * 1024 * 1024  # text sorted per Arrow call: large enough for the kernels, bounded in memory
 TASK_LINES = 1_000_000  # data lines per task, about what one core parses in a second or two
@@ -47,7 +49,7 @@ _TIME = r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
 ISO_SHAPES = {"yyyy-MM-dd": f"^{_DATE}$", "yyyy-MM-dd HH:mm:ss": f"^{_DATE} {_TIME}$",
               "yyyy-MM-dd'T'HH:mm:ss": f"^{_DATE}T{_TIME}$"}  # fmt: skip
 
-SOURCE_OBJECT, LINE, VALUE, HEADER = "lake_source_object", "_line_number", "value", "_header"
+VALUE, HEADER = "value", "_header"  # the staged slow lines' own columns
 
 
 def unsupported(spec: DatasetSpec) -> str | None:
@@ -238,21 +240,16 @@ def text_blocks(chunks: Iterator[str]) -> Iterator[tuple[str, int]]:
             continue
         block, pending = pending[: cut + 1], pending[cut + 1 :]
         yield block, line
-        line += _line_breaks(block)
+        line += line_breaks(block)
     if pending:
         yield pending, line
-
-
-def _line_breaks(text: str) -> int:
-    newlines = text.count("\n")
-    return newlines + text.count("\r") - text.count("\r\n") if "\r" in text else newlines
 
 
 def read_text(storage: Any, layout: ObjectLayout) -> Iterator[str]:
     """The object's text, decoded as UTF-8 (the driver has checked it decodes: etl/readers.py::inspect_object)."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     with contextlib.closing(open_object(storage, layout.uri)) as stream:
-        for chunk in _decompressed(_Prefixed(b"", stream), layout.gzip):
+        for chunk in _decompressed(stream, layout.gzip):
             yield decoder.decode(chunk)
         yield decoder.decode(b"", final=True)
 
@@ -384,7 +381,7 @@ def read_staged(spark: Any, storage: Any, plan: Any, spec: DatasetSpec, stage_ur
     from etl.readers import is_gzip
     from etl.storage import for_tasks, join_uri
 
-    storage.delete(storage.list_keys(stage_uri.rstrip("/") + "/"))
+    delete_prefix(storage, stage_uri)
     objects = [(ObjectLayout(o.uri, o.partition_value, header, is_gzip(o.uri, spec)), plan.data_lines.get(o.uri, 0))
                for header, group in plan.headers.items() for o in group]  # fmt: skip
     tasks = plan_tasks(objects, spark.sparkContext.defaultParallelism)

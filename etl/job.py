@@ -36,7 +36,7 @@ from etl.batch import Batch, read_manifest
 from etl.lineage import LineageDataset, LineageEmitter
 from etl.readers import list_partition_objects, parse_partitions
 from etl.spec import DatasetSpec, load_deployed_dataset
-from etl.storage import Storage, join_uri, write_json
+from etl.storage import Storage, delete_prefix, join_uri, write_json
 
 REQUIRED_ARGS = ["dataset", "partitions", "run_id", "raw_uri", "curated_uri", "staging_uri", "datasets_uri"]
 OPTIONAL_ARGS = ["lake_root", "lineage_url", "manifest_uri"]
@@ -99,7 +99,6 @@ def _run(
     args: dict[str, str], spec: DatasetSpec, partitions: list[str], storage: Storage, spark: Any
 ) -> dict[str, Any]:
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
     run_id = args["run_id"]
     ingested_at = datetime.now(UTC).replace(microsecond=0)
@@ -155,14 +154,14 @@ def _run(
         cached += merged.cached
         with clock.stage("write_candidate"):
             arrow = staged is not None and staged.fast_rows >= ARROW_WRITE_MIN_ROWS
-            direct = _contested_lines(merged, staged, run_id) if arrow else None
+            direct = _contested_lines(merged, run_id) if arrow else None
             if direct is None:
                 _write_candidate(merged.rows, batch_rows, snapshots, args, spec, partitions, storage, spark)
             else:
                 # The uncontested fast rows are written by Arrow (etl/arrow_write.py), after Spark has replaced the
                 # folders with the rest: the contested keys' winners, the slow lines' rows, the carried rows.
                 uncontested = staged.fast_rows - sum(len(lines) for lines in direct.values())
-                rest = merged.without((F.col(tf.ROW_HASH).isNotNull()) | (F.col(tf.RUN_ID) != run_id), spec)
+                rest = merged.without(~_fast_batch_rows(run_id), spec)
                 _write_candidate(rest, batch_rows - uncontested, snapshots, args, spec, partitions, storage, spark,
                                  keep_empty=not uncontested)  # fmt: skip
                 folders = {p.split("=", 1)[1]: tf.curated_partition_uri(args["curated_uri"], spec, p, run_id)
@@ -174,7 +173,7 @@ def _run(
     finally:
         for frame in cached:
             frame.unpersist()
-        storage.delete(storage.list_keys(stage_uri.rstrip("/") + "/"))
+        delete_prefix(storage, stage_uri)
 
     per_partition: dict[str, dict[str, Any]] = {}
     empty = {"parsed_rows": 0, "rejected_rows": 0}
@@ -301,15 +300,19 @@ ARROW_WRITE_MIN_ROWS = 1_000_000
 DIRECT_CONTESTED_MAX = 2_000_000
 
 
-def _contested_lines(merged: tf.Merged, staged: Any, run_id: str) -> dict[str, list[int]] | None:
-    """{source object: line numbers} of the batch's contested fast rows (a fast row has no row hash: etl/fast_csv.py),
-    or None when they are too many to collect."""
+def _fast_batch_rows(run_id: str) -> Any:
+    """Selects this run's fast rows: theirs is the only batch row without a row hash (etl/fast_csv.py); carried rows
+    have another run's id."""
     from pyspark.sql import functions as F
 
+    return (F.col(tf.RUN_ID) == run_id) & F.col(tf.ROW_HASH).isNull()
+
+
+def _contested_lines(merged: tf.Merged, run_id: str) -> dict[str, list[int]] | None:
+    """{source object: line numbers} of the batch's contested fast rows, or None when they are too many to collect."""
     if merged.contested is None:
         return {}
-    fast = (F.col(tf.RUN_ID) == run_id) & F.col(tf.ROW_HASH).isNull()
-    batch = merged.contested.where(fast).select(tf.SOURCE_OBJECT, tf.LINE)
+    batch = merged.contested.where(_fast_batch_rows(run_id)).select(tf.SOURCE_OBJECT, tf.LINE)
     if batch.count() > DIRECT_CONTESTED_MAX:
         return None
     lines: dict[str, list[int]] = {}
@@ -346,8 +349,7 @@ def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snaps
     if parts:
         tf.write_curated(parts, storage, args["curated_uri"], spec, run_id, partitions)
     elif len(partitions) == 1:  # nothing for Spark to write: the folder is emptied for the rows written after this
-        folder = tf.curated_partition_uri(args["curated_uri"], spec, partitions[0], run_id)
-        storage.delete(storage.list_keys(folder.rstrip("/") + "/"))
+        delete_prefix(storage, tf.curated_partition_uri(args["curated_uri"], spec, partitions[0], run_id))
 
 
 def _write_rejects(rows: Any, counts: dict[str, dict[str, int]], args: dict[str, str], spec: DatasetSpec,

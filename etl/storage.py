@@ -87,11 +87,7 @@ class LocalStorage:
         return sorted(f"s3://{bucket}/{p.relative_to(bucket_root).as_posix()}" for p in base.rglob("*") if p.is_file())
 
     def copy(self, source_uri: str, target_uri: str) -> None:
-        target = self.local_path(target_uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")  # hidden: a reader of the folder never sees a partial copy
-        shutil.copyfile(self.local_path(source_uri), tmp)
-        tmp.replace(target)
+        self.put_file(str(self.local_path(source_uri)), target_uri)
 
     def get_file(self, uri: str, path: str) -> str:
         return str(self.local_path(uri))  # already a local file
@@ -99,7 +95,7 @@ class LocalStorage:
     def put_file(self, path: str, uri: str) -> None:
         target = self.local_path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
+        tmp = target.with_name(f".{target.name}.tmp")  # hidden: a reader of the folder never sees a partial file
         shutil.copyfile(path, tmp)
         tmp.replace(target)
 
@@ -236,6 +232,11 @@ def storage_for(lake_root: str | None, s3_client_factory: Any = None) -> Storage
 
         s3_client_factory = lambda: boto3.client("s3")  # noqa: E731
     return S3Storage(s3_client_factory())
+
+
+def delete_prefix(storage: Storage, uri: str) -> None:
+    """Delete every object under the folder `uri`."""
+    storage.delete(storage.list_keys(uri.rstrip("/") + "/"))
 
 
 def write_json(storage: Storage, uri: str, document: Any) -> None:
