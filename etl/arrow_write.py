@@ -1,148 +1,182 @@
-"""A run's fast rows (etl/fast_csv.py) written into its candidate folders by Spark tasks with pyarrow.
+"""Curated Parquet files written by Apache Arrow: the fast rows (etl/fast_csv.py) go straight from the Spark task that
+parsed them into the run's candidate folders, and a file that turns out to hold a row that lost its key to another
+version is rewritten without it (on the driver, or in Spark tasks for large rewrites: etl/job.py).
 
 Why: on bench/etl_throughput.py's 1 GB, Spark's Parquet writer alone took about as long for the 12.67M typed rows as
-plain Spark's whole CSV-to-Parquet run (25.9 s, of which 8.9 s was the scan). Arrow writes them in a fraction of
-that, from the staged files the fast path already wrote, and the rows never cross into the JVM.
-
-Only rows whose key is not contested are written this way: each task drops the batch rows Spark found contested
-(named by source object and line number) from its staged file, stamps the provenance and writes a file per
-partition value. Spark writes the rest as before (etl/job.py): the contested keys' winners, the slow lines' rows and
-the rows carried from rewritten published files. The files carry the schema Spark writes into its own files
-(`org.apache.spark.sql.parquet.row.metadata`), so etl/footers.py ranges their keys as it ranges Spark's, and their
-timestamps as INT96, as Spark writes them (what Athena, the Glue crawler and every reader of the curated zone
+plain Spark's whole CSV-to-Parquet run (25.9 s, of which 8.9 s was the scan), and staging the parsed rows first to
+write them later cost a write and a read of every row more. The files carry the schema Spark writes into its own
+files (`org.apache.spark.sql.parquet.row.metadata`), so etl/footers.py ranges their keys as it ranges Spark's, and
+their timestamps as INT96, as Spark writes them (what Athena, the Glue crawler and every reader of the curated zone
 already read).
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
-import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from etl.footers import SPARK_SCHEMA_KEY
 from etl.spec import DatasetSpec
-from etl.transforms import INGESTED_AT, LINE, RUN_ID, SOURCE_OBJECT, TARGET_ROWS_PER_FILE
+from etl.transforms import INGESTED_AT, RUN_ID, SOURCE_OBJECT, TARGET_ROWS_PER_FILE
 
-STAGED_BATCH_ROWS = 256 * 1024
 # With Spark's version in a file's metadata (and no legacy-calendar key), Spark reads its dates and timestamps as
 # written, in the proleptic Gregorian calendar Arrow uses too; without it, a date before 1582 (a timestamp before
 # 1900) fails Spark's read (spark.sql.parquet.datetimeRebaseModeInRead, int96RebaseModeInRead).
 SPARK_VERSION_KEY = "org.apache.spark.version"
+READ_BATCH_ROWS = 256 * 1024  # a rewritten file is streamed, so memory stays bounded whatever its size
 
 
 @dataclass(frozen=True)
-class FastFile:
-    """A staged file of fast rows, the objects whose rows it holds, and the contested lines among them."""
+class CuratedTarget:
+    """Where and how a run's tasks write curated files: partition value -> candidate folder URI, the provenance
+    they stamp, the Spark metadata they carry, and a name unique to the run's write (later runs copy the files into
+    their own folders under their names)."""
 
-    uri: str
-    contested: dict[str, list[int]]  # source object -> line numbers of its contested rows
-
-
-def write_fast_rows(storage: Any, staged: FastFile, spec: DatasetSpec, folders: dict[str, str], run_id: str,
-                    ingested_at: datetime, spark_metadata: dict[str, str], name: str,
-                    rows_per_file: int = TARGET_ROWS_PER_FILE) -> dict[str, int]:  # fmt: skip
-    """A task: the staged file's uncontested rows, stamped, into `folders` (partition value -> candidate folder URI),
-    in files named `name`-<value index>-<n> of at most `rows_per_file` rows (as Spark's `maxRecordsPerFile`). The
-    staged file is read a batch at a time, so memory stays bounded whatever its size. Returns the rows written per
-    partition value."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    written: dict[str, int] = {}
-    open_files: dict[str, tuple[Any, str, int]] = {}  # value -> (writer, local path, rows in it)
-    values = sorted(folders)
-    with tempfile.TemporaryDirectory(prefix="lake-arrow-write-") as folder:
-
-        files: dict[str, int] = {}  # value -> files written
-
-        def close(value: str) -> None:
-            writer, path, _ = open_files.pop(value)
-            writer.close()
-            number = files.get(value, 0)
-            storage.put_file(path, f"{folders[value].rstrip('/')}/{name}-{values.index(value)}-{number}.parquet")
-            files[value] = number + 1
-
-        staged_file = pq.ParquetFile(storage.get_file(staged.uri, str(Path(folder) / "staged")))
-        for batch in staged_file.iter_batches(batch_size=STAGED_BATCH_ROWS):
-            table = _uncontested(pa.Table.from_batches([batch]), staged.contested)
-            column = table.column(spec.partition_key)
-            for value in sorted(pc.unique(column).to_pylist()):
-                part = table if len(folders) == 1 else table.filter(pc.equal(column, value))
-                offset = 0
-                while offset < part.num_rows:
-                    if value not in open_files:
-                        path = str(Path(folder) / f"{values.index(value)}-{files.get(value, 0)}.parquet")
-                        writer = pq.ParquetWriter(path, _curated_schema(part, spec, spark_metadata),
-                                                  use_deprecated_int96_timestamps=True)  # as Spark writes timestamps
-                        open_files[value] = (writer, path, 0)
-                    writer, path, rows = open_files[value]
-                    chunk = part.slice(offset, rows_per_file - rows)
-                    writer.write_table(_stamped(chunk, spec, run_id, ingested_at, spark_metadata))
-                    open_files[value] = (writer, path, rows + chunk.num_rows)
-                    written[value] = written.get(value, 0) + chunk.num_rows
-                    offset += chunk.num_rows
-                    if rows + chunk.num_rows >= rows_per_file:
-                        close(value)
-        for value in list(open_files):
-            close(value)
-    return written
+    folders: dict[str, str]
+    run_id: str
+    ingested_at: datetime
+    metadata: dict[str, str]
+    name: str
+    rows_per_file: int = TARGET_ROWS_PER_FILE  # as Spark's `maxRecordsPerFile`
 
 
-def _uncontested(table: Any, contested: dict[str, list[int]]) -> Any:
-    """The rows of `table` that are not among the contested lines."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    drop = None
-    for source, lines in contested.items():
-        hit = pc.and_(pc.equal(table.column(SOURCE_OBJECT), source),
-                      pc.is_in(table.column(LINE), value_set=pa.array(lines, pa.int64())))  # fmt: skip
-        drop = hit if drop is None else pc.or_(drop, hit)
-    return table if drop is None else table.filter(pc.invert(drop))
-
-
-def _stamped(part: Any, spec: DatasetSpec, run_id: str, ingested_at: datetime, metadata: dict[str, str]) -> Any:
-    """Staged rows as curated rows: the spec's columns, the source object, then this run's provenance."""
-    import pyarrow as pa
-
-    rows = part.num_rows
-    columns = [part.column(c) for c in (*spec.column_names, SOURCE_OBJECT)] + [
-        pa.repeat(pa.scalar(ingested_at, pa.timestamp("us", tz="UTC")), rows),
-        pa.repeat(pa.scalar(run_id, pa.string()), rows),
-    ]
-    table = pa.table(columns, names=[*spec.column_names, SOURCE_OBJECT, INGESTED_AT, RUN_ID])
-    return table.replace_schema_metadata(metadata)
-
-
-def _curated_schema(part: Any, spec: DatasetSpec, metadata: dict[str, str]) -> Any:
-    return _stamped(part.slice(0, 0), spec, "", datetime(1970, 1, 1, tzinfo=UTC), metadata).schema
-
-
-def write_staged(spark: Any, storage: Any, staged: Any, spec: DatasetSpec, contested: dict[str, list[int]],
-                 folders: dict[str, str], run_id: str, ingested_at: datetime) -> int:  # fmt: skip
-    """Write every staged fast file's uncontested rows (`write_fast_rows`, a Spark task per file) into `folders`
-    (partition value -> candidate folder); `contested`: {source object: line numbers} of the batch rows Spark
-    writes. Returns the rows written."""
+def curated_target(spark: Any, spec: DatasetSpec, folders: dict[str, str], run_id: str, ingested_at: datetime,
+                   name: str) -> CuratedTarget:  # fmt: skip
     from etl import transforms as tf
-    from etl.storage import for_tasks
 
     metadata = {SPARK_SCHEMA_KEY: spark.createDataFrame([], tf.curated_schema(spec)).schema.json(),
                 SPARK_VERSION_KEY: spark.version}  # fmt: skip
-    files = [FastFile(uri, {o: contested[o] for o in objects if o in contested}) for uri, objects in staged.fast_files]
-    if not files:
-        return 0
+    return CuratedTarget(folders, run_id, ingested_at, metadata, name)
+
+
+@dataclass
+class CuratedWriter:
+    """A task's curated files: rows appended per partition value into files of at most `rows_per_file` rows, named
+    `<name>-<value index>-<n>.parquet`, each uploaded when full or at `close`. `files` counts the rows of every file
+    uploaded."""
+
+    storage: Any
+    spec: DatasetSpec
+    target: CuratedTarget
+    folder: str  # local scratch folder
+    files: dict[str, int] = field(default_factory=dict)
+    _open: dict[str, tuple[Any, str, str, int]] = field(default_factory=dict)  # value -> (writer, path, uri, rows)
+    _numbers: dict[str, int] = field(default_factory=dict)
+
+    def append(self, value: str, rows: Any) -> list[tuple[str, int, int]]:
+        """Write `rows` (the spec's columns and the source object) of partition `value`; returns where they went:
+        (file URI, row position of the first, count) per piece, in order."""
+        import pyarrow.parquet as pq
+
+        placed, offset = [], 0
+        while offset < rows.num_rows:
+            if value not in self._open:
+                index = sorted(self.target.folders).index(value)
+                number = self._numbers.get(value, 0)
+                self._numbers[value] = number + 1
+                path = str(Path(self.folder) / f"{index}-{number}.parquet")
+                uri = f"{self.target.folders[value].rstrip('/')}/{self.target.name}-{index}-{number}.parquet"
+                writer = pq.ParquetWriter(path, stamped(rows.slice(0, 0), self.spec, self.target).schema,
+                                          use_deprecated_int96_timestamps=True)  # as Spark writes timestamps
+                self._open[value] = (writer, path, uri, 0)
+            writer, path, uri, written = self._open[value]
+            piece = rows.slice(offset, self.target.rows_per_file - written)
+            writer.write_table(stamped(piece, self.spec, self.target))
+            placed.append((uri, written, piece.num_rows))
+            self._open[value] = (writer, path, uri, written + piece.num_rows)
+            offset += piece.num_rows
+            if written + piece.num_rows >= self.target.rows_per_file:
+                self._upload(value)
+        return placed
+
+    def close(self) -> None:
+        for value in list(self._open):
+            self._upload(value)
+
+    def _upload(self, value: str) -> None:
+        writer, path, uri, rows = self._open.pop(value)
+        writer.close()
+        self.storage.put_file(path, uri)
+        self.files[uri] = rows
+
+
+def stamped(rows: Any, spec: DatasetSpec, target: CuratedTarget) -> Any:
+    """Parsed rows as curated rows: the spec's columns, the source object, then the run's provenance."""
+    import pyarrow as pa
+
+    count = rows.num_rows
+    columns = [rows.column(c) for c in (*spec.column_names, SOURCE_OBJECT)] + [
+        pa.repeat(pa.scalar(target.ingested_at, pa.timestamp("us", tz="UTC")), count),
+        pa.repeat(pa.scalar(target.run_id, pa.string()), count),
+    ]
+    table = pa.table(columns, names=[*spec.column_names, SOURCE_OBJECT, INGESTED_AT, RUN_ID])
+    return table.replace_schema_metadata(target.metadata)
+
+
+def renamed(uri: str, folder: str, suffix: str) -> str:
+    """The URI in `folder` of a rewrite of the file `uri`: its name with `suffix` in place of an earlier rewrite's
+    (names stay unique, as later runs copy files under their names, and do not grow with every rewrite)."""
+    stem = re.sub(r"-r[0-9a-f]{8}$", "", PurePosixPath(uri).name.removesuffix(".parquet"))
+    return f"{folder.rstrip('/')}/{stem}-r{suffix}.parquet"
+
+
+def rewrite_without(storage: Any, uri: str, positions: list[int], new_uri: str, delete_source: bool = True) -> int:
+    """The curated file `uri` without the rows at `positions` (0-based), written as `new_uri` (its schema and metadata
+    as they were), and `uri` deleted unless `delete_source` is False (a published file, which stays for the readers
+    of its snapshot). Returns the rows written. Run again after it deleted `uri` (a retried task), it returns the
+    rows of `new_uri`."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if delete_source and not storage.exists(uri) and storage.exists(new_uri):  # a retry after the delete: done
+        with tempfile.TemporaryDirectory(prefix="lake-arrow-rewrite-") as folder:
+            return pq.ParquetFile(storage.get_file(new_uri, str(Path(folder) / "new"))).metadata.num_rows
+    drop = np.unique(np.asarray(positions, dtype=np.int64))
+    written, start = 0, 0
+    with tempfile.TemporaryDirectory(prefix="lake-arrow-rewrite-") as folder:
+        # pyarrow 17 reads INT96 timestamps right only from 1677-09-22 to 2262-04-11 (at nanoseconds; at microseconds
+        # it is wrong for any time of day before 1970): only files whose timestamps are known to lie there are
+        # rewritten here (the fast path's own files, see fast_csv.ISO_SHAPES; etl/job.py::_arrow_ranking).
+        source = pq.ParquetFile(storage.get_file(uri, str(Path(folder) / "source")))
+        if drop.size and (drop[0] < 0 or drop[-1] >= source.metadata.num_rows):
+            raise ValueError(f"curated file {uri}: rows to drop {drop.tolist()[:5]} are outside its "
+                             f"{source.metadata.num_rows} rows")  # fmt: skip
+        # Spark wrote and reads these timestamps as INT96: they are written back so.
+        with pq.ParquetWriter(str(Path(folder) / "new"), source.schema_arrow,
+                              use_deprecated_int96_timestamps=True) as writer:  # fmt: skip
+            for batch in source.iter_batches(batch_size=READ_BATCH_ROWS):
+                end = start + batch.num_rows
+                mine = drop[(drop >= start) & (drop < end)] - start
+                keep = np.ones(batch.num_rows, dtype=bool)
+                keep[mine] = False
+                kept = pa.Table.from_batches([batch]).filter(pa.array(keep))
+                writer.write_table(kept)
+                written += kept.num_rows
+                start = end
+        storage.put_file(str(Path(folder) / "new"), new_uri)
+    if delete_source:
+        storage.delete([uri])
+    return written
+
+
+def drop_rows(spark: Any, storage: Any, losers: Any, file_column: str, row_column: str, name: str) -> dict[str, int]:
+    """Rewrite each curated file named in `losers` (a frame of `file_column`, `row_column`: a file's URI and a row
+    position in it) without those rows, a Spark task per file (`rewrite_without`); the new files are named after the
+    old with the suffix `name` (`renamed`). Returns {old file: rows written}; the new file replaces it in the folder."""
+    from pyspark.sql import functions as F
+
+    from etl.storage import for_tasks
+
     task_storage = for_tasks(storage)
-    # Unique per write, as Spark's file names are: later runs copy this file into their folders under its name.
-    job = uuid.uuid4().hex
 
-    def write(item: tuple[int, FastFile]) -> dict[str, int]:
-        n, staged_file = item
-        return write_fast_rows(task_storage, staged_file, spec, folders, run_id, ingested_at, metadata,
-                               f"part-arrow-{n:05d}-{job}")  # fmt: skip
+    def rewrite(row: Any) -> tuple[str, int]:
+        old = row[0]
+        return old, rewrite_without(task_storage, old, list(row[1]), renamed(old, old.rsplit("/", 1)[0], name))
 
-    results = spark.sparkContext.parallelize(list(enumerate(files)), len(files)).map(write).collect()
-    return sum(rows for result in results for rows in result.values())
+    grouped = losers.groupBy(file_column).agg(F.collect_list(row_column))
+    return dict(grouped.rdd.map(rewrite).collect())

@@ -2,14 +2,15 @@
 
 Why: parsing and checking every line with Spark (text lines, `from_csv`, strict casts) cost more than the rest of
 the job, and Spark's own typed CSV reader alone took 1.45-1.84x plain Spark (bench/etl_throughput.py). Arrow's
-vectorised kernels do the same checks at a fraction of that, and a task writes the rows it parsed as Parquet
-itself, so they never cross into the JVM row by row.
+vectorised kernels do the same checks at a fraction of that, and a task writes the rows it parsed as curated Parquet
+itself (etl/arrow_write.py), so they never cross into the JVM row by row.
 
 Each task streams its objects (the same reader the driver's inspection uses, etl/readers.py) and sorts every data
 line (not blank, not a header line) into one of two:
 - **fast**: no quote or escape character, the header's field count, and every value passes a check that is
   narrower than the Spark path's (`etl.transforms.cast_column`) and gives the value Spark's cast gives. These become
-  typed rows, written to a staged Parquet file.
+  typed rows, written straight into the run's candidate folder, less each block's older versions of a key
+  (`local_winners`); their keys are staged for the run's merge (etl/arrow_merge.py).
 - **slow**: every other line, kept as its raw text. The Spark path parses them exactly as it parses any line, and
   rejects a line with its reason or accepts it.
 
@@ -35,7 +36,7 @@ from typing import Any
 from etl.readers import BOM, _decompressed, line_breaks, open_object, split_header
 from etl.spec import DECIMAL_TYPE, Column, DatasetSpec
 from etl.storage import delete_prefix
-from etl.transforms import LINE, SOURCE_OBJECT
+from etl.transforms import CURATED_FILE, CURATED_ROW, LINE, SOURCE_OBJECT
 
 BLOCK_CHARS = 32 * 1024 * 1024  # text sorted per Arrow call: large enough for the kernels, bounded in memory
 TASK_LINES = 1_000_000  # data lines per task, about what one core parses in a second or two
@@ -46,8 +47,12 @@ ISO_STRPTIME = {"yyyy-MM-dd": "%Y-%m-%d", "yyyy-MM-dd HH:mm:ss": "%Y-%m-%d %H:%M
 # end of month, which `_same_day` checks.
 _DATE = r"[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
 _TIME = r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
-ISO_SHAPES = {"yyyy-MM-dd": f"^{_DATE}$", "yyyy-MM-dd HH:mm:ss": f"^{_DATE} {_TIME}$",
-              "yyyy-MM-dd'T'HH:mm:ss": f"^{_DATE}T{_TIME}$"}  # fmt: skip
+# Timestamps only from 1678 to 2261: the years pyarrow 17 reads back from INT96 (the curated files' timestamps) without
+# error, which a later rewrite of the file without an older version of a key needs (etl/arrow_write.py). Others are
+# the Spark path's.
+_TIMESTAMP_DATE = _DATE.replace(r"[1-9]\d{3}", r"(167[89]|16[89]\d|1[7-9]\d\d|2[01]\d\d|22[0-5]\d|226[01])")
+ISO_SHAPES = {"yyyy-MM-dd": f"^{_DATE}$", "yyyy-MM-dd HH:mm:ss": f"^{_TIMESTAMP_DATE} {_TIME}$",
+              "yyyy-MM-dd'T'HH:mm:ss": f"^{_TIMESTAMP_DATE}T{_TIME}$"}  # fmt: skip
 
 VALUE, HEADER = "value", "_header"  # the staged slow lines' own columns
 
@@ -90,7 +95,7 @@ def arrow_type(column: Column) -> Any:
 
 
 def fast_schema(spec: DatasetSpec) -> Any:
-    """The staged fast rows: the spec's columns typed, then source object, partition value and line number."""
+    """A block's fast rows: the spec's columns typed, then source object, partition value and line number."""
     import pyarrow as pa
 
     return pa.schema([pa.field(c.name, arrow_type(c)) for c in spec.columns]
@@ -254,45 +259,129 @@ def read_text(storage: Any, layout: ObjectLayout) -> Iterator[str]:
         yield decoder.decode(b"", final=True)
 
 
-def stage_objects(storage: Any, layouts: list[ObjectLayout], spec: DatasetSpec, fast_uri: str, slow_uri: str
-                  ) -> dict[str, Any]:  # fmt: skip
-    """A task: sort the lines of its objects and write the fast rows and the slow lines as one Parquet file each
-    (none when there are none). Returns, per partition value, its fast rows' count and primary-key ranges
-    (`{"fast": {value: {"rows": n, "keys": {column: [min, max, nulls]}}}`) and its slow lines' count (`"slow"`):
-    the fast rows are counted here, so Spark never reads them back just to count them."""
+def stage_objects(storage: Any, layouts: list[ObjectLayout], spec: DatasetSpec, target: Any, keys_uri: str,
+                  slow_uri: str) -> dict[str, Any]:  # fmt: skip
+    """A task: sort the lines of its objects; write the fast rows as curated files (`target`, an
+    etl.arrow_write.CuratedTarget), each block's older versions of a key left out (`local_winners`), with a staged
+    Parquet file of their keys and where each row went (`keys_schema`), and the slow lines as one staged Parquet
+    file (none when there are none). Returns, per partition value, its fast rows' count, the older versions left
+    out and the primary-key ranges (`{"fast": {value: {"rows": n, "duplicates": d, "keys": {column: [min, max,
+    nulls]}}}`), its slow lines' count (`"slow"`), the rows of every curated file written (`"files"`), and each
+    block's partition value, key ranges and pieces of files (`"blocks"`, etl/key_ranges.py): the fast rows are
+    counted here, so Spark never reads them back just to count them."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from etl.arrow_write import CuratedWriter
+
     fast: dict[str, dict[str, Any]] = {}
     slow: dict[str, int] = {}
+    blocks: list[dict[str, Any]] = []
     writers: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="lake-fast-csv-") as folder:
+        curated = CuratedWriter(storage, spec, target, folder)
         try:
             for layout in layouts:
+                value = layout.partition_value
                 for block, first in text_blocks(read_text(storage, layout)):
                     parts = sort_lines(block, first, layout, spec)
-                    for kind, table in (("fast", parts.fast), ("slow", parts.slow)):
+                    slow[value] = slow.get(value, 0) + parts.slow.num_rows
+                    tables = {"slow": parts.slow}
+                    if parts.fast.num_rows:
+                        kept, removed = local_winners(parts.fast, spec)
+                        counts = fast.setdefault(value, {"rows": 0, "duplicates": 0, "keys": {}})
+                        counts["rows"] += parts.fast.num_rows
+                        counts["duplicates"] += removed
+                        ranges: dict[str, list[Any]] = {}
+                        for name in spec.primary_key:
+                            column = kept.column(name)
+                            bounds = pc.min_max(column).as_py()
+                            _widen(counts["keys"], name, bounds["min"], bounds["max"], column.null_count)
+                            _widen(ranges, name, bounds["min"], bounds["max"], column.null_count)
+                        placed = curated.append(value, kept)
+                        blocks.append({"value": value, "placed": placed, "keys": ranges})
+                        tables["keys"] = _placed_keys(kept, spec, placed)
+                    for kind, table in tables.items():
                         if not table.num_rows:
                             continue
                         if kind not in writers:
                             writers[kind] = pq.ParquetWriter(Path(folder) / kind, table.schema)
                         writers[kind].write_table(table)
-                    value = layout.partition_value
-                    slow[value] = slow.get(value, 0) + parts.slow.num_rows
-                    if parts.fast.num_rows:
-                        counts = fast.setdefault(value, {"rows": 0, "keys": {}})
-                        counts["rows"] += parts.fast.num_rows
-                        for name in spec.primary_key:
-                            column = parts.fast.column(name)
-                            bounds = pc.min_max(column).as_py()
-                            _widen(counts["keys"], name, bounds["min"], bounds["max"], column.null_count)
         finally:
             for writer in writers.values():
                 writer.close()
-        for kind, uri in (("fast", fast_uri), ("slow", slow_uri)):
+        curated.close()
+        for kind, uri in (("keys", keys_uri), ("slow", slow_uri)):
             if kind in writers:
                 storage.put_file(str(Path(folder) / kind), uri)
-    return {"fast": fast, "slow": slow}
+    for block in blocks:
+        block["keys_uri"] = keys_uri
+    return {"fast": fast, "slow": slow, "files": curated.files, "blocks": blocks}
+
+
+def local_winners(rows: Any, spec: DatasetSpec) -> tuple[Any, int]:
+    """`rows` (one block: one object, one partition value) without the rows that lose their key to another row of
+    the block, and how many those are. A row that loses here loses to the same row in the run's de-duplication
+    (the ranking is a total order), so the run ranks only the keys that repeat across blocks, and their files are
+    rewritten only then (etl/arrow_write.py). A null key equals a null key, as in Spark's window. The number of rows
+    left out must equal the key columns' own count of repeated versions, or the task fails."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = list(spec.primary_key)
+    if not keys or rows.num_rows < 2:
+        return rows, 0
+    counts = rows.select(keys).group_by(keys).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
+    if not repeated.num_rows:
+        return rows, 0
+    versions = pc.sum(repeated.column("count_all")).as_py() - repeated.num_rows
+    order = [spec.deduplicate_by] if spec.deduplicate_by else []
+    indexed = rows.select(list(dict.fromkeys(keys + order + [LINE]))).append_column(
+        "_position", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
+    # Only the repeated keys' rows are sorted; a join matches no null key, so with one the whole block is.
+    nulls = any(rows.column(k).null_count for k in keys)
+    contested = indexed if nulls else indexed.join(repeated.select(keys), keys=keys, join_type="inner")
+    ranking = [(k, "ascending") for k in keys] + [(c, "descending") for c in (*order, LINE)]
+    ranked = contested.take(pc.sort_indices(contested, sort_keys=ranking, null_placement="at_end"))
+    same = np.ones(max(ranked.num_rows - 1, 0), dtype=bool)
+    for key in keys:
+        column = ranked.column(key)
+        before, after = column.slice(0, ranked.num_rows - 1), column.slice(1)
+        equal = pc.or_kleene(pc.equal(before, after), pc.and_(pc.is_null(before), pc.is_null(after)))
+        same &= pc.fill_null(equal, False).to_numpy(zero_copy_only=False)
+    losers = ranked.column("_position").to_numpy()[1:][same]
+    if losers.size != versions:
+        raise RuntimeError(f"a block of {rows.column(SOURCE_OBJECT)[0]}: {losers.size} rows lost their key, but "
+                           f"the key columns count {versions} older versions")  # fmt: skip
+    keep = np.ones(rows.num_rows, dtype=bool)
+    keep[losers] = False
+    return rows.filter(pa.array(keep)), int(losers.size)
+
+
+def keys_schema(spec: DatasetSpec) -> Any:
+    """The staged keys of the fast rows written: what the run's de-duplication ranks (partition value, primary key,
+    `deduplicate_by`, source object, line number) and where the row is (curated file URI, row position in it)."""
+    import pyarrow as pa
+
+    ranked = [c for c in spec.columns if c.name in (*spec.primary_key, spec.deduplicate_by)]
+    return pa.schema([pa.field(spec.partition_key, pa.string())] + [pa.field(c.name, arrow_type(c)) for c in ranked]
+                     + [pa.field(SOURCE_OBJECT, pa.string()), pa.field(LINE, pa.int64()),
+                        pa.field(CURATED_FILE, pa.string()), pa.field(CURATED_ROW, pa.int64())])  # fmt: skip
+
+
+def _placed_keys(rows: Any, spec: DatasetSpec, placed: list[tuple[str, int, int]]) -> Any:
+    """The keys of `rows` and where `CuratedWriter.append` put each (its pieces, in order)."""
+    import numpy as np
+    import pyarrow as pa
+
+    schema = keys_schema(spec)
+    files = pa.chunked_array([_constant(uri, count) for uri, _, count in placed], pa.string())
+    positions = pa.array(np.concatenate([np.arange(start, start + count, dtype=np.int64)
+                                         for _, start, count in placed]))  # fmt: skip
+    columns = [rows.column(name) for name in schema.names[:-2]]
+    return pa.table([*columns, files, positions], schema=schema)
 
 
 def _widen(keys: dict[str, list[Any]], name: str, low: Any, high: Any, nulls: int) -> None:
@@ -304,6 +393,16 @@ def _widen(keys: dict[str, list[Any]], name: str, low: Any, high: Any, nulls: in
     keys[name] = [low if old_low is None else old_low if low is None else min(old_low, low),
                   high if old_high is None else old_high if high is None else max(old_high, high),
                   old_nulls + nulls]  # fmt: skip
+
+
+def _naive(value: Any) -> Any:
+    """A task's timestamp as Spark's `collect()` gives it: naive, in the session's UTC."""
+    return value.replace(tzinfo=None) if getattr(value, "tzinfo", None) is not None else value
+
+
+def _known_ranges(keys: dict[str, list[Any]]) -> dict[str, tuple[Any, Any]]:
+    """{column: (min, max)} of the key columns without a null (a null key equals a null anywhere)."""
+    return {name: (_naive(low), _naive(high)) for name, (low, high, nulls) in keys.items() if not nulls}
 
 
 def fast_counts(results: list[dict[str, Any]]) -> Any:
@@ -319,15 +418,8 @@ def fast_counts(results: list[dict[str, Any]]) -> Any:
             for name, (low, high, nulls) in counts["keys"].items():
                 _widen(mine["keys"], name, low, high, nulls)
 
-    def naive(value: Any) -> Any:
-        return value.replace(tzinfo=None) if getattr(value, "tzinfo", None) is not None else value
-
-    return RowCounts(
-        {v: {"parsed_rows": c["rows"], "rejected_rows": 0} for v, c in merged.items()},
-        {},
-        {v: {name: (naive(low), naive(high)) for name, (low, high, nulls) in c["keys"].items() if not nulls}
-         for v, c in merged.items()},
-    )  # fmt: skip
+    return RowCounts({v: {"parsed_rows": c["rows"], "rejected_rows": 0} for v, c in merged.items()}, {},
+                     {v: _known_ranges(c["keys"]) for v, c in merged.items()})  # fmt: skip
 
 
 def plan_tasks(objects: list[tuple[ObjectLayout, int]], parallelism: int) -> list[list[ObjectLayout]]:
@@ -344,15 +436,27 @@ def plan_tasks(objects: list[tuple[ObjectLayout, int]], parallelism: int) -> lis
     return [t for t in tasks if t]
 
 
-def spark_ddl(spec: DatasetSpec) -> str:
-    return ", ".join([f"`{c.name}` {c.type}" for c in spec.columns]
-                     + [f"`{SOURCE_OBJECT}` STRING", f"`{spec.partition_key}` STRING", f"`{LINE}` BIGINT"])  # fmt: skip
+def spark_ddl(schema: Any) -> str:
+    """A staged file's Arrow schema as the DDL Spark reads it with (timestamps are in the session's UTC)."""
+    import pyarrow as pa
+
+    def kind(arrow: Any) -> str:
+        if pa.types.is_decimal(arrow):
+            return f"decimal({arrow.precision},{arrow.scale})"
+        if pa.types.is_timestamp(arrow):
+            return "timestamp"
+        return {pa.string(): "string", pa.int32(): "int", pa.int64(): "bigint", pa.date32(): "date"}[arrow]
+
+    return ", ".join(f"`{f.name}` {kind(f.type)}" for f in schema)
 
 
 @dataclass
 class Staged:
-    """The parsed rows of a run's CSV objects, in the shape `etl.transforms.for_cache` gives (the fast rows read from
-    the staged Parquet, the slow lines parsed and checked by Spark), and the frames to unpersist after the run."""
+    """The parsed rows of a run's CSV objects, in the columns `etl.transforms.for_cache` gives: the fast rows already
+    written as curated files, read back from their staged keys (only the columns the de-duplication ranks hold
+    values; the others are null, so these rows are for ranking and counting, never for writing; `CURATED_FILE`,
+    `CURATED_ROW` say where each is), and the slow lines parsed and checked by Spark; with the frames to unpersist
+    after the run."""
 
     rows: Any
     cached: list[Any]
@@ -360,20 +464,33 @@ class Staged:
     slow_lines: int
     fast_counts: Any = None  # etl.transforms.RowCounts of the fast rows, counted by the tasks
     slow_rows: Any = None  # the slow lines as parsed and checked by Spark (cached), None when there are none
-    fast_files: list[tuple[str, list[str]]] = field(default_factory=list)  # staged fast files and their objects
+    files: dict[str, int] = field(default_factory=dict)  # curated file URI -> rows the tasks wrote into it
+    duplicates: dict[str, int] = field(default_factory=dict)  # partition value -> older versions the tasks left out
+    # per block of fast rows: its partition value, its key ranges (naive UTC timestamps, as Spark gives them), where
+    # its rows are ([(curated file URI, first row position, rows)]) and its keys' staged file
+    blocks: list[tuple[str, dict[str, tuple[Any, Any]], list[tuple[str, int, int]], str]] = field(
+        default_factory=list)
+    slow_counts: Any = None  # etl.transforms.RowCounts of the slow rows, once `count_rows` has counted them
 
     def count_rows(self, spec: DatasetSpec) -> Any:
         """`etl.transforms.count_rows` of `rows`: the tasks' counts of the fast rows plus a count of the slow ones."""
         from etl import transforms as tf
 
         counts = self.fast_counts or tf.RowCounts({}, {}, {})
-        return counts.plus(tf.count_rows(self.slow_rows, spec)) if self.slow_rows is not None else counts
+        if self.slow_rows is None:
+            return counts
+        self.slow_counts = tf.count_rows(self.slow_rows, spec)
+        return counts.plus(self.slow_counts)
 
 
-def read_staged(spark: Any, storage: Any, plan: Any, spec: DatasetSpec, stage_uri: str) -> Staged:
-    """Sort the lines of the plan's CSV objects in Spark tasks (`stage_objects`), then read them back: the fast rows
-    as they are, the slow lines through the Spark path (`parse_csv_lines`, `enforce_schema`). `stage_uri` is the
-    run's own folder, emptied first (a redriven run must not read an earlier attempt's files)."""
+def read_staged(spark: Any, storage: Any, plan: Any, spec: DatasetSpec, stage_uri: str, target: Any) -> Staged:
+    """Sort the lines of the plan's CSV objects in Spark tasks (`stage_objects`), which write the fast rows as
+    curated files into `target`'s folders (an etl.arrow_write.CuratedTarget; the caller has emptied them), then
+    read back the fast rows' keys and the slow lines, which go through the Spark path (`parse_csv_lines`,
+    `enforce_schema`). `stage_uri` is the run's own folder, emptied first (a redriven run must not read an earlier
+    attempt's files)."""
+    from dataclasses import replace
+
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -386,43 +503,52 @@ def read_staged(spark: Any, storage: Any, plan: Any, spec: DatasetSpec, stage_ur
                for header, group in plan.headers.items() for o in group]  # fmt: skip
     tasks = plan_tasks(objects, spark.sparkContext.defaultParallelism)
     task_storage = for_tasks(storage)
-    fast_folder, slow_folder = join_uri(stage_uri, "fast"), join_uri(stage_uri, "slow")
+    keys_folder, slow_folder = join_uri(stage_uri, "keys"), join_uri(stage_uri, "slow")
 
     def stage(item: tuple[int, list[ObjectLayout]]) -> dict[str, Any]:
         n, layouts = item
         name = f"part-{n:05d}.parquet"
-        return stage_objects(task_storage, layouts, spec, join_uri(fast_folder, name), join_uri(slow_folder, name))
+        return stage_objects(task_storage, layouts, spec, replace(target, name=f"{target.name}-{n:05d}"),
+                             join_uri(keys_folder, name), join_uri(slow_folder, name))  # fmt: skip
 
     results: list[dict[str, Any]] = []
     if tasks:
         results = spark.sparkContext.parallelize(list(enumerate(tasks)), len(tasks)).map(stage).collect()
     counts = fast_counts(results)
-    fast_files = [(join_uri(fast_folder, f"part-{n:05d}.parquet"), [layout.uri for layout in tasks[n]])
-                  for n, result in enumerate(results) if result["fast"]]  # fmt: skip
     fast_rows = counts.valid_rows()
     slow_lines = sum(n for result in results for n in result["slow"].values())
-    null = F.lit(None).cast("string")
+    files = {uri: rows for result in results for uri, rows in result["files"].items()}
+    duplicates: dict[str, int] = {}
+    for result in results:
+        for value, fast in result["fast"].items():
+            duplicates[value] = duplicates.get(value, 0) + fast["duplicates"]
+    no_file = (F.lit(None).cast("string").alias(tf.CURATED_FILE), F.lit(None).cast("long").alias(tf.CURATED_ROW))
     frames, cached, slow_rows = [], [], None
-    if fast_rows:
+    if files:
         # Arrow writes dates in the proleptic Gregorian calendar, as Spark 3 computes them: read as written (a file
         # without Spark's own metadata would otherwise fail on a date before 1582).
-        fast = (spark.read.schema(spark_ddl(spec)).option("datetimeRebaseMode", "CORRECTED")
-                .parquet(storage.spark_path(fast_folder)))  # fmt: skip
-        frames.append(fast.select(SOURCE_OBJECT, spec.partition_key, *spec.column_names, null.alias(tf.RAW),
-                                  F.col(LINE).alias(tf.LINE), null.alias(tf.REASON),
-                                  F.lit(None).cast("long").alias(tf.ROW_HASH)))  # fmt: skip
+        schema = keys_schema(spec)
+        keys = (spark.read.schema(spark_ddl(schema)).option("datetimeRebaseMode", "CORRECTED")
+                .parquet(storage.spark_path(keys_folder)))  # fmt: skip
+        null = F.lit(None).cast("string")
+        columns = [F.col(c.name) if c.name in schema.names else F.lit(None).cast(c.type).alias(c.name)
+                   for c in spec.columns]  # fmt: skip
+        frames.append(keys.select(SOURCE_OBJECT, spec.partition_key, *columns, null.alias(tf.RAW), LINE,
+                                  null.alias(tf.REASON), F.lit(None).cast("long").alias(tf.ROW_HASH),
+                                  tf.CURATED_FILE, tf.CURATED_ROW))  # fmt: skip
     if slow_lines:
-        ddl = ", ".join(f"`{n}` {t}" for n, t in ((SOURCE_OBJECT, "STRING"), (spec.partition_key, "STRING"),
-                                                  (LINE, "BIGINT"), (VALUE, "STRING"), (HEADER, "STRING")))
+        ddl = spark_ddl(slow_schema(spec))
         slow = spark.read.schema(ddl).parquet(storage.spark_path(slow_folder))
         parsed = [tf.parse_csv_lines(slow.where(F.col(HEADER) == header).drop(HEADER), header, spec)
                   for header in plan.headers]  # fmt: skip
         checked = tf.for_cache(tf.enforce_schema(reduce(lambda a, b: a.unionByName(b), parsed), spec))
         slow_rows = checked.persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(slow_rows)
-        frames.append(slow_rows)
+        frames.append(slow_rows.select("*", *no_file))
     if not frames:
         empty = spark.createDataFrame([], tf.raw_schema(spec))
-        frames.append(tf.for_cache(tf.enforce_schema(empty, spec)))
+        frames.append(tf.for_cache(tf.enforce_schema(empty, spec)).select("*", *no_file))
     rows = reduce(lambda a, b: a.unionByName(b), frames)
-    return Staged(rows, cached, fast_rows, slow_lines, counts, slow_rows, fast_files)
+    blocks = [(block["value"], _known_ranges(block["keys"]), [tuple(piece) for piece in block["placed"]],
+               block["keys_uri"]) for result in results for block in result["blocks"]]  # fmt: skip
+    return Staged(rows, cached, fast_rows, slow_lines, counts, slow_rows, files, duplicates, blocks)

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from etl import arrow_write, fast_csv
+from etl import arrow_merge, arrow_write, fast_csv, key_ranges
 from etl import snapshot as snap
 from etl import transforms as tf
 from etl.batch import Batch, read_manifest
@@ -115,7 +117,9 @@ def _run(
                              f"output {output}; start a new run instead of re-running this one")  # fmt: skip
     all_objects = [o for p in partitions for o in objects[p]]
     with clock.stage("plan_sources"):
-        plan = tf.plan_sources(storage, all_objects, spec)
+        parallel = sum(o.size for o in all_objects) >= PARALLEL_INSPECTION_BYTES
+        inspect_all = _inspect_in_tasks(spark, storage, spec) if parallel else None
+        plan = tf.plan_sources(storage, all_objects, spec, inspect_all)
     for partition in partitions:
         write_json(storage, tf.quarantine_uri(args["staging_uri"], spec, partition, run_id),
                    [q for q in plan.quarantined if q["partition"] == partition])  # fmt: skip
@@ -127,13 +131,19 @@ def _run(
     # uncompressed it costs 2 s. The cache holds typed rows without their raw lines (tf.for_cache).
     spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
     stage_uri = staged_uri(args["staging_uri"], spec.name, run_id)
+    folders = {p.split("=", 1)[1]: tf.curated_partition_uri(args["curated_uri"], spec, p, run_id) for p in partitions}
     fast_path: dict[str, Any] = {"unsupported": fast_csv.unsupported(spec)}
     cached: list[Any] = []
     staged = None
     try:
         if fast_path["unsupported"] is None:
             with clock.stage("parse_csv"):
-                staged = fast_csv.read_staged(spark, storage, plan, spec, stage_uri)
+                for folder in folders.values():  # the tasks write into them: a re-run replaces every file
+                    delete_prefix(storage, folder)
+                # Unique per write, as Spark's file names are: later runs copy these files into their folders.
+                target = arrow_write.curated_target(spark, spec, folders, run_id, ingested_at,
+                                                    f"{ARROW_FILE_PREFIX}{uuid.uuid4().hex}")  # fmt: skip
+                staged = fast_csv.read_staged(spark, storage, plan, spec, stage_uri, target)
             parsed, cached = staged.rows, list(staged.cached)
             fast_path = {"fast_rows": staged.fast_rows, "slow_lines": staged.slow_lines}
         else:
@@ -150,26 +160,16 @@ def _run(
         batch_rows = row_counts.valid_rows()
         with clock.stage("merge"):
             merged, snapshots = _merge(tf.valid_rows(rows), row_counts, batch, spec, storage, spark,
-                                       args["staging_uri"])  # fmt: skip
+                                       args["staging_uri"], staged)  # fmt: skip
         cached += merged.cached
+        duplicates = dict(merged.duplicates)
         with clock.stage("write_candidate"):
-            arrow = staged is not None and staged.fast_rows >= ARROW_WRITE_MIN_ROWS
-            direct = _contested_lines(merged, run_id) if arrow else None
-            if direct is None:
+            if staged is None:
                 _write_candidate(merged.rows, batch_rows, snapshots, args, spec, partitions, storage, spark)
             else:
-                # The uncontested fast rows are written by Arrow (etl/arrow_write.py), after Spark has replaced the
-                # folders with the rest: the contested keys' winners, the slow lines' rows, the carried rows.
-                uncontested = staged.fast_rows - sum(len(lines) for lines in direct.values())
-                rest = merged.without(~_fast_batch_rows(run_id), spec)
-                _write_candidate(rest, batch_rows - uncontested, snapshots, args, spec, partitions, storage, spark,
-                                 keep_empty=not uncontested)  # fmt: skip
-                folders = {p.split("=", 1)[1]: tf.curated_partition_uri(args["curated_uri"], spec, p, run_id)
-                           for p in partitions}  # fmt: skip
-                written = arrow_write.write_staged(spark, storage, staged, spec, direct, folders, run_id, ingested_at)
-                if written != uncontested:
-                    raise RuntimeError(f"the fast rows' writers wrote {written} rows, not the {uncontested} "
-                                       f"uncontested fast rows")  # fmt: skip
+                _complete_fast_candidate(merged, staged, batch_rows, snapshots, args, spec, partitions, storage, spark)
+                for value, removed in staged.duplicates.items():
+                    duplicates[value] = duplicates.get(value, 0) + removed
     finally:
         for frame in cached:
             frame.unpersist()
@@ -196,7 +196,7 @@ def _run(
             "input_rows": sum(data_lines.get(o.uri, 0) for o in readable),
             "output_rows": output_rows,
             "rejected_rows": count["rejected_rows"],
-            "duplicates_removed": merged.duplicates.get(value, 0),
+            "duplicates_removed": duplicates.get(value, 0),
             "carried_rows": carried_rows,
             "snapshot_rows": snapshot.rows,
             "replaced_rows": snapshot.replaced_rows,
@@ -234,18 +234,35 @@ def _run(
     return metrics
 
 
+@dataclass
+class Merge:
+    """A run's merge: the rows Spark writes (`rows`, None when Spark writes none), per partition value the rows
+    that lost their key, the frames to unpersist after the write, and, when Arrow ranked the batch
+    (etl/arrow_merge.py), where its losers are."""
+
+    rows: Any
+    duplicates: dict[str, int]
+    cached: list[Any] = field(default_factory=list)
+    losers: arrow_merge.Losers | None = None
+    spark: tf.Merged | None = None  # when Spark merged
+
+
 def _merge(valid: Any, counts: tf.RowCounts, batch: Batch, spec: DatasetSpec, storage: Storage, spark: Any,
-           staging_uri: str) -> tuple[tf.Merged, dict[str, snap.Snapshot]]:  # fmt: skip
+           staging_uri: str, staged: fast_csv.Staged | None) -> tuple[Merge, dict[str, snap.Snapshot]]:  # fmt: skip
     """The batch's valid rows merged onto the published files they compete with (etl/snapshot.py), and each
-    merged partition's snapshot. The merge's `cached` frames include the batch's key hashes."""
+    merged partition's snapshot: ranked by Arrow when the rows that may share a key are few enough
+    (etl/arrow_merge.py), else by Spark. The merge's `cached` frames include the batch's key hashes."""
+    from pyspark.sql import functions as F
+
     keys: dict[str, snap.BatchKeys] = {}
     hashes = None
     if spec.primary_key:
-        valid = tf.with_key_hash(valid, spec)
+        hashed = tf.with_key_hash(valid, spec)
         if any(batch.published.values()):
-            hashes = _KeyHashes(valid, broadcast=counts.valid_rows() <= tf.BROADCAST_ROWS)
+            hashes = _KeyHashes(hashed, broadcast=counts.valid_rows() <= tf.BROADCAST_ROWS)
             for value, ranges in counts.key_ranges.items():
                 keys[value] = snap.BatchKeys(counts.valid_rows(value), ranges, hashes)
+        valid = hashed
     snapshots: dict[str, snap.Snapshot] = {}
     budget = snap.COMPACT_BUDGET_ROWS  # shared by the run's partitions
     for p, location in batch.published.items():
@@ -257,6 +274,15 @@ def _merge(valid: Any, counts: tf.RowCounts, batch: Batch, spec: DatasetSpec, st
                                           snap.footer_index_uri(staging_uri, spec, p, location))  # fmt: skip
         snapshots[p] = snap.plan_compaction(inspected, budget, spec)
         budget -= sum(f.rows for f in snapshots[p].compacted)
+    inspection = [hashes.counts] if hashes is not None and hashes.counts is not None else []
+    if staged is not None:
+        losers = _arrow_ranking(valid, staged, snapshots, batch, spec, storage)
+        if losers is not None:
+            rows = valid.where(F.col(tf.CURATED_FILE).isNull()) if staged.slow_lines else None
+            if rows is not None and losers.slow:
+                lost = spark.createDataFrame(losers.slow, f"`{tf.SOURCE_OBJECT}` STRING, `{tf.LINE}` BIGINT")
+                rows = rows.join(F.broadcast(lost), [tf.SOURCE_OBJECT, tf.LINE], "left_anti")
+            return Merge(rows, losers.duplicates, inspection, losers), snapshots
     carried = snap.touched_rows(spark, storage, spec, snapshots.values(), batch.replaced_sources)
     # Built already (the exact scan), or about to be read twice by the merge: shared, and unpersisted after the write.
     shared = hashes is not None and (hashes.counts is not None or carried is not None)
@@ -264,7 +290,58 @@ def _merge(valid: Any, counts: tf.RowCounts, batch: Batch, spec: DatasetSpec, st
     merged = tf.merge_batch(valid, carried, spec, batch_counts, counts.valid_rows())
     if batch_counts is not None:
         merged.cached.append(batch_counts)
-    return merged, snapshots
+    return Merge(merged.rows, merged.duplicates, merged.cached, None, merged), snapshots
+
+
+def _arrow_ranking(valid: Any, staged: fast_csv.Staged, snapshots: dict[str, snap.Snapshot], batch: Batch,
+                   spec: DatasetSpec, storage: Storage) -> arrow_merge.Losers | None:  # fmt: skip
+    """The losers of the batch's merge as Arrow ranks them on the driver (etl/arrow_merge.py), or None when the rows
+    that may share a key are more than it ranks. Those rows are the fast rows of blocks whose key ranges overlap
+    another piece's (etl/key_ranges.py), the slow lines' rows, and the rows of the touched published files."""
+    from pyspark.sql import functions as F
+
+    touched = [(p.split("=", 1)[1], f) for p, s in snapshots.items() for f in s.touched]
+    timestamps = any(c.type == "timestamp" for c in spec.columns)
+    if timestamps and any(not f.uri.rsplit("/", 1)[1].startswith(ARROW_FILE_PREFIX) for _, f in touched):
+        return None  # a file Spark wrote may hold timestamps pyarrow 17 misreads (arrow_write.rewrite_without)
+    slow_ranges = staged.slow_counts.key_ranges if staged.slow_counts is not None else {}
+    slow_values = [v for v, c in (staged.slow_counts.by_partition if staged.slow_counts else {}).items()
+                   if c["parsed_rows"] > c["rejected_rows"]]  # fmt: skip
+    suspects: list[int] = []
+    if spec.primary_key:
+        pieces = [key_ranges.Piece(value, ranges) for value, ranges, _, _ in staged.blocks]
+        pieces += [key_ranges.Piece(v, slow_ranges.get(v, {})) for v in slow_values]
+        pieces += [key_ranges.Piece(v, {c: f.footer.ranges[c] for c in spec.primary_key if c in f.footer.ranges})
+                   for v, f in touched]  # fmt: skip
+        suspects = sorted(i for i in key_ranges.overlapping(pieces, spec.primary_key[0]) if i < len(staged.blocks))
+    slow_rows = sum(staged.slow_counts.valid_rows(v) for v in slow_values) if slow_values and spec.primary_key else 0
+    fast_rows = sum(count for i in suspects for _, _, count in staged.blocks[i][2])
+    ranked = fast_rows + slow_rows + sum(f.footer.rows for _, f in touched) if spec.primary_key else 0
+    if ranked > arrow_merge.MAX_ROWS or slow_rows > arrow_merge.MAX_COLLECTED_ROWS:
+        return None
+    keys: dict[str, list[tuple[str, int, int]] | None] = {}
+    for i in suspects:
+        keys.setdefault(staged.blocks[i][3], []).extend(staged.blocks[i][2])  # type: ignore[union-attr]
+    for uri in keys:  # a keys file whose every block is a suspect is read whole
+        if all(i in set(suspects) for i, block in enumerate(staged.blocks) if block[3] == uri):
+            keys[uri] = None
+    tables = [arrow_merge.fast_rows(storage, keys, spec)]
+    if slow_rows and spec.primary_key:
+        ranked = arrow_merge.ranked_schema(spec).names
+        narrow = valid.where(F.col(tf.CURATED_FILE).isNull()).select(
+            spec.partition_key, *[c for c in ranked if c in valid.columns and c != spec.partition_key])
+        tables.append(arrow_merge.slow_rows(narrow.collect(), spec))
+    replaced = set(batch.replaced_sources)
+    gone: dict[str, list[int]] = {}
+    for value, published in touched:
+        table, gone[published.uri] = arrow_merge.published_rows(storage, value, published.uri, replaced, spec)
+        tables.append(table)
+    losers = arrow_merge.Losers()
+    if spec.primary_key:
+        losers = arrow_merge.rank(arrow_merge.concat(tables, spec), spec, set(staged.files))
+    for uri, positions in gone.items():
+        losers.published[uri] = sorted(losers.published.get(uri, []) + positions)
+    return losers
 
 
 class _KeyHashes:
@@ -291,48 +368,135 @@ class _KeyHashes:
         return F.broadcast(hashes) if self.broadcast else hashes
 
 
-# Fast rows from which Arrow writes them (etl/arrow_write.py). Below it Spark does: a few hundred thousand rows
-# take it about a second, which is what the extra Python stage costs, and the contested keys' winners would be a
-# small file of their own in every batch, which every later batch copies (bench/incremental.py, bench/burst.py).
-ARROW_WRITE_MIN_ROWS = 1_000_000
-# Contested fast rows the driver collects to tell the Arrow writers which rows to leave to Spark; above it, Spark
-# writes every row (a batch that updates millions of published keys).
-DIRECT_CONTESTED_MAX = 2_000_000
+# Bytes of raw objects from which Spark tasks inspect them (one object a task) rather than the driver: a Spark job
+# costs about 0.1 s, the driver's pass about 4.5 s a GB on one core (bench/etl_throughput.py).
+PARALLEL_INSPECTION_BYTES = 64 * 1024 * 1024
 
 
-def _fast_batch_rows(run_id: str) -> Any:
-    """Selects this run's fast rows: theirs is the only batch row without a row hash (etl/fast_csv.py); carried rows
-    have another run's id."""
+def _inspect_in_tasks(spark: Any, storage: Storage, spec: DatasetSpec) -> Any:
+    """`tf.plan_sources`'s `inspect_all`: each object's `etl.readers.inspect_object` in a Spark task of its own."""
+    from etl.readers import inspect_object
+    from etl.storage import for_tasks
+
+    task_storage = for_tasks(storage)
+
+    def inspect_all(uris: list[str]) -> list[Any]:
+        rdd = spark.sparkContext.parallelize(uris, len(uris))
+        return rdd.map(lambda uri: inspect_object(task_storage, uri, spec)).collect()
+
+    return inspect_all
+
+
+def _complete_fast_candidate(merge: Merge, staged: fast_csv.Staged, batch_rows: int,
+                             snapshots: dict[str, snap.Snapshot], args: dict[str, str], spec: DatasetSpec,
+                             partitions: list[str], storage: Storage, spark: Any) -> None:  # fmt: skip
+    """The fast rows are in their files already (etl/arrow_write.py). Spark adds the slow lines' rows that won (and,
+    when Spark merged, the rows carried from the touched published files); the files that hold a row that lost its
+    key are rewritten without it (and, when Arrow ranked, the touched published files are rewritten into the
+    candidate folder without theirs). A folder left without rows gets an empty file with the schema."""
     from pyspark.sql import functions as F
 
-    return (F.col(tf.RUN_ID) == run_id) & F.col(tf.ROW_HASH).isNull()
+    if merge.losers is None:
+        rest = merge.rows.where(F.col(tf.CURATED_FILE).isNull())
+        _write_candidate(rest, batch_rows - staged.fast_rows, snapshots, args, spec, partitions, storage, spark,
+                         append=True)  # fmt: skip
+        _drop_fast_losers(merge.spark, staged, spec, storage, spark)
+    else:
+        if merge.rows is not None:
+            slow_rows = staged.slow_counts.valid_rows() if staged.slow_counts else 0
+            _write_candidate(merge.rows, slow_rows, {}, args, spec, partitions, storage, spark, append=True)
+        folders = {p: tf.curated_partition_uri(args["curated_uri"], spec, p, args["run_id"]) for p in partitions}
+        _rewrite_without_losers(merge.losers, staged, snapshots, folders, storage, spark)
+    for partition in partitions:
+        folder = tf.curated_partition_uri(args["curated_uri"], spec, partition, args["run_id"])
+        if not snap.data_files(storage, folder):
+            tf.write_empty(spark, tf.curated_schema(spec), storage.spark_path(folder), "parquet")
 
 
-def _contested_lines(merged: tf.Merged, run_id: str) -> dict[str, list[int]] | None:
-    """{source object: line numbers} of the batch's contested fast rows, or None when they are too many to collect."""
-    if merged.contested is None:
-        return {}
-    batch = merged.contested.where(_fast_batch_rows(run_id)).select(tf.SOURCE_OBJECT, tf.LINE)
-    if batch.count() > DIRECT_CONTESTED_MAX:
-        return None
-    lines: dict[str, list[int]] = {}
-    for source, line in batch.collect():
-        lines.setdefault(source, []).append(line)
-    return lines
+# The names of the files the fast path writes (and of their rewrites, which keep the name's stem).
+ARROW_FILE_PREFIX = "part-arrow-"
+# Rows rewritten on the driver, in threads (Arrow's Parquet reader and writer release the GIL); above it, in Spark
+# tasks. A Spark job of two tasks cost 0.5 s for two files of 200k rows (bench/incremental.py), the threads 0.2 s.
+DRIVER_REWRITE_ROWS = 2_000_000
+
+
+def _rewrite_without_losers(losers: arrow_merge.Losers, staged: fast_csv.Staged, snapshots: dict[str, snap.Snapshot],
+                            folders: dict[str, str], storage: Storage, spark: Any) -> None:  # fmt: skip
+    """Rewrite the fast rows' files that hold losers in place, and each touched published file into its partition's
+    candidate folder without its losers (copied as it is when it has none): in driver threads up to
+    DRIVER_REWRITE_ROWS rows, in Spark tasks above. Every file's rows are checked against its count less its
+    losers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from etl.storage import for_tasks
+
+    suffix = uuid.uuid4().hex[:8]
+    jobs, expected, copies = [], {}, []
+    for uri, positions in losers.fast.items():
+        jobs.append((uri, sorted(set(positions)), arrow_write.renamed(uri, uri.rsplit("/", 1)[0], suffix), True))
+        expected[uri] = staged.files[uri] - len(set(positions))
+    for partition, snapshot in snapshots.items():
+        for published in snapshot.touched:
+            positions = sorted(set(losers.published.get(published.uri, [])))
+            if not positions:
+                copies.append((published.uri, join_uri(folders[partition], published.uri.rsplit("/", 1)[1])))
+                continue
+            jobs.append((published.uri, positions, arrow_write.renamed(published.uri, folders[partition], suffix),
+                         False))  # fmt: skip
+            expected[published.uri] = published.footer.rows - len(positions)
+    with ThreadPoolExecutor(max_workers=snap.COPY_THREADS) as pool:
+        list(pool.map(lambda item: storage.copy(*item), copies))  # list(): re-raises a failed copy
+    if not jobs:
+        return
+    if sum(expected.values()) <= DRIVER_REWRITE_ROWS:  # a Spark job's own cost is most of a small rewrite's
+        with ThreadPoolExecutor(max_workers=spark.sparkContext.defaultParallelism) as pool:
+            results = list(pool.map(lambda job: (job[0], arrow_write.rewrite_without(storage, *job)), jobs))
+    else:
+        task_storage = for_tasks(storage)
+
+        def rewrite(job: tuple[str, list[int], str, bool]) -> tuple[str, int]:
+            return job[0], arrow_write.rewrite_without(task_storage, *job)
+
+        results = spark.sparkContext.parallelize(jobs, len(jobs)).map(rewrite).collect()
+    for uri, rows in results:
+        if rows != expected[uri]:
+            raise RuntimeError(f"curated file {uri}: rewritten with {rows} rows, not the {expected[uri]} left after "
+                               f"its rows that lost their key")  # fmt: skip
+
+
+def _drop_fast_losers(merged: tf.Merged, staged: fast_csv.Staged, spec: DatasetSpec, storage: Storage,
+                      spark: Any) -> None:  # fmt: skip
+    """Rewrite the fast rows' files that hold a row that lost its key to a version in another block, object or
+    published file (the tasks left out the older versions within each block), and check every file's count."""
+    from pyspark.sql import functions as F
+
+    losers = merged.losers(spec)
+    if losers is None:
+        return
+    fast = losers.where(F.col(tf.CURATED_FILE).isNotNull()).select(tf.CURATED_FILE, tf.CURATED_ROW)
+    dropped = dict(fast.groupBy(tf.CURATED_FILE).count().collect())
+    if not dropped:
+        return
+    written = arrow_write.drop_rows(spark, storage, fast, tf.CURATED_FILE, tf.CURATED_ROW, uuid.uuid4().hex[:8])
+    for uri, rows in written.items():
+        if rows != staged.files[uri] - dropped[uri]:
+            raise RuntimeError(f"curated file {uri}: rewritten with {rows} rows, not its {staged.files[uri]} rows "
+                               f"less the {dropped[uri]} that lost their key")  # fmt: skip
 
 
 def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snapshot], args: dict[str, str],
                      spec: DatasetSpec, partitions: list[str], storage: Storage, spark: Any,
-                     keep_empty: bool = True) -> None:  # fmt: skip
-    """Replace each partition's candidate folder by the merged rows: this run's rows in files of their own, the
-    rows carried from rewritten published files in others. Keeping files apart by the run that ingested their
-    rows is what lets a later batch that updates recent rows touch only recent files (etl/snapshot.py); mixed,
-    every rewrite would pull the older rows along into the next one. Untouched published files are copied in
-    afterwards (the caller)."""
+                     append: bool = False) -> None:  # fmt: skip
+    """Replace each partition's candidate folder by the merged rows (add them to it with `append`): this run's rows in
+    files of their own, the rows carried from rewritten published files in others. Keeping files apart by the run
+    that ingested their rows is what lets a later batch that updates recent rows touch only recent files
+    (etl/snapshot.py); mixed, every rewrite would pull the older rows along into the next one. Untouched published
+    files are copied in afterwards (the caller). With `append` the folders hold the fast rows' files already and are
+    added to."""
     from pyspark.sql import functions as F
 
     run_id = args["run_id"]
-    if len(partitions) > 1:  # a partitioned write replaces only the folders it writes rows to
+    if len(partitions) > 1 and not append:  # a partitioned write replaces only the folders it writes rows to
         for partition in partitions:
             output = tf.curated_partition_uri(args["curated_uri"], spec, partition, run_id)
             tf.write_empty(spark, tf.curated_schema(spec), storage.spark_path(output), "parquet")
@@ -342,14 +506,12 @@ def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snaps
     # the filter folds to true or false on that side (the carried part used to scan every cached row: 0.7 s of
     # 2.4 s), and the published files' Parquet row groups keep min/max statistics the filter is checked against.
     parts = []
-    if batch_rows or (len(partitions) == 1 and keep_empty):  # a single folder is always replaced (empty when nothing
-        parts.append((curated.where(F.col(tf.RUN_ID) == run_id), batch_rows))  # is new and no one else writes to it)
+    if batch_rows or (len(partitions) == 1 and not append):  # a single folder is always replaced (empty when
+        parts.append((curated.where(F.col(tf.RUN_ID) == run_id), batch_rows))  # nothing is new)
     if rewritten:
         parts.append((curated.where(F.col(tf.RUN_ID) != run_id), rewritten))
     if parts:
-        tf.write_curated(parts, storage, args["curated_uri"], spec, run_id, partitions)
-    elif len(partitions) == 1:  # nothing for Spark to write: the folder is emptied for the rows written after this
-        delete_prefix(storage, tf.curated_partition_uri(args["curated_uri"], spec, partitions[0], run_id))
+        tf.write_curated(parts, storage, args["curated_uri"], spec, run_id, partitions, append=append)
 
 
 def _write_rejects(rows: Any, counts: dict[str, dict[str, int]], args: dict[str, str], spec: DatasetSpec,
@@ -370,7 +532,8 @@ def check_balance(partition: str, counts: dict[str, int], parsed_rows: int) -> N
     """Every data line of the partition's readable objects (counted on the driver, independently of the Spark
     parser) and every row carried from the published snapshot (counted on the snapshot) must end up written
     (counted from the written files), rejected, or removed as an older version of its key (counted from the key
-    columns alone, independently of the de-duplication); otherwise rows were lost and the run fails."""
+    columns alone, independently of the de-duplication; the tasks' own de-duplication within a block checks its
+    count against the key columns' count in the task); otherwise rows were lost and the run fails."""
     accounted = counts["output_rows"] + counts["rejected_rows"] + counts["duplicates_removed"]
     if counts["input_rows"] + counts["carried_rows"] != accounted:
         raise RuntimeError(

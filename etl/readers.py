@@ -33,6 +33,7 @@ class RawObject:
 
     uri: str
     partition: str
+    size: int = 0  # bytes as stored (0: not listed)
 
     @property
     def partition_value(self) -> str:
@@ -74,10 +75,10 @@ def list_partition_objects(
     result: dict[str, list[RawObject]] = {}
     for partition in partitions:
         prefix = join_uri(raw_uri, spec.name, partition) + "/"
-        uris = [u for u in storage.list_keys(prefix) if not is_hidden(u)]
-        if not uris:
+        listed = [o for o in storage.list_objects(prefix) if not is_hidden(o.uri)]
+        if not listed:
             raise FileNotFoundError(f"no raw objects for partition {partition} under {prefix}")
-        result[partition] = [RawObject(uri, partition) for uri in uris]
+        result[partition] = [RawObject(o.uri, partition, o.size) for o in listed]
     return result
 
 

@@ -1,11 +1,12 @@
 """The published snapshot an incremental batch merges onto, file by file.
 
-A batch competes with a published Parquet file only when the file holds a key of the batch or a row of an object
-the batch re-reads (etl/batch.py). Those files are read and merged (etl/transforms.merge_batch); every other file
-is carried into the candidate folder as an object copy (S3 CopyObject in AWS: the bytes never pass through the
-job), because its rows would come out of the merge unchanged. The files' footers decide which is which where their
-key ranges can (`inspect_snapshot`), a scan of their key columns where they cannot; so a batch costs its own rows,
-the rows of the files it touches, and the footers.
+A batch competes with a published Parquet file only when the file holds a key of the batch or a row of an object the
+batch re-reads (etl/batch.py). Those files are read and merged (their key columns ranked by etl/arrow_merge.py and
+the files rewritten without the losers by Arrow, or by etl/transforms.merge_batch); every other file is carried into
+the candidate folder as an object copy (S3 CopyObject in AWS: the bytes never pass through the job), because its
+rows would come out of the merge unchanged. The files' footers decide which is which where their key ranges can
+(`inspect_snapshot`), a scan of their key columns where they cannot; so a batch costs its own rows, the rows of the
+files it touches, and the footers.
 
 Where the batch's keys are spread over the whole partition (updates of orders of any earlier batch), every file is
 touched and the partition is rewritten, as a copy-on-write table must; bench/incremental.py measures both cases.

@@ -3,7 +3,8 @@
 Pipeline (each step a function, unit-testable on local Spark):
 
     plan = plan_sources(storage, objects, spec)            # driver: headers, empty files, schema drift
-    parsed = etl.fast_csv.read_staged(...).rows            # CSV: Arrow in tasks, other lines through the next two
+    parsed = etl.fast_csv.read_staged(...).rows            # CSV: Arrow in tasks (rows written, keys read back),
+                                                           # other lines through the next two
     # or, for JSON lines, Parquet and CSV the fast path cannot read:
     lines = read_records(spark, storage, plan, spec)       # one string column per spec column + problem
     enforced = enforce_schema(lines, spec)                  # typed columns + `_reject_reason`
@@ -12,8 +13,8 @@ Pipeline (each step a function, unit-testable on local Spark):
     counts = count_rows(rows, spec)                         # parsed and rejected rows, reasons, key ranges
     batch = with_key_hash(valid_rows(rows), spec)
     snapshot = etl.snapshot.inspect_snapshot(...)           # which published files the batch competes with
-    carried = etl.snapshot.touched_rows(...)                # their rows
-    merged = merge_batch(batch, carried, spec)
+    carried = etl.snapshot.touched_rows(...)                # their rows (fast path: etl/arrow_merge.py ranks
+    merged = merge_batch(batch, carried, spec)              # the keys that may repeat, Arrow rewrites the files)
     curated = add_provenance(merged.rows, spec)
 
 Why it is shaped like this (bench/etl_throughput.py): the raw objects are parsed once and the parsed rows kept
@@ -56,7 +57,7 @@ Decisions:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import reduce
@@ -67,7 +68,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from etl.readers import BOM, RawObject, check_parquet, inspect_object, split_header
+from etl.readers import BOM, ObjectCheck, RawObject, check_parquet, inspect_object, split_header
 from etl.spec import DECIMAL_TYPE, Column, DatasetSpec, normalise_column_name
 from etl.storage import Storage, join_uri
 
@@ -81,6 +82,8 @@ PROBLEM = "_problem"
 REASON = "_reject_reason"
 CORRUPT = "_corrupt_record"
 FILE = "_file"  # the file Spark read a row from (`_metadata.file_path`)
+# Where a fast row (etl/fast_csv.py) was written: its curated file's URI and its position in it; null on other rows.
+CURATED_FILE, CURATED_ROW = "_curated_file", "_curated_row"
 ROW_HASH = "_row_hash"
 VERSIONS = "_versions"
 KEY_HASH = "_key_hash"
@@ -113,10 +116,17 @@ class SourcePlan:
         return [o for o in self.objects if o.uri not in skipped]
 
 
-def plan_sources(storage: Storage, objects: list[RawObject], spec: DatasetSpec) -> SourcePlan:
-    """Inspect every object once on the driver (see etl/readers.py): quarantine the unreadable ones with
-    their reason, count data lines, read CSV headers, and find empty objects and schema drift."""
+def plan_sources(storage: Storage, objects: list[RawObject], spec: DatasetSpec,
+                 inspect_all: Callable[[list[str]], list[ObjectCheck]] | None = None) -> SourcePlan:  # fmt: skip
+    """Inspect every object once (see etl/readers.py): quarantine the unreadable ones with their reason, count
+    data lines, read CSV headers, and find empty objects and schema drift. The CSV and JSON-lines objects are
+    inspected on the driver, or by `inspect_all` (their URIs -> their checks, in order: in Spark tasks)."""
     plan = SourcePlan(objects=list(objects))
+    misnamed = spec.compression == "gzip"  # quarantined below without a read when not named .gz
+    text = [o.uri for o in objects if spec.format != "parquet"
+            and not (misnamed and not o.uri.lower().endswith((".gz", ".gzip")))]
+    checks = dict(zip(text, inspect_all(text) if inspect_all and text else
+                      [inspect_object(storage, uri, spec) for uri in text], strict=True))  # fmt: skip
     for obj in objects:
         if spec.compression == "gzip" and not obj.uri.lower().endswith((".gz", ".gzip")):
             plan.quarantined.append(_quarantine(obj, "the dataset's compression is gzip but the object name does "
@@ -126,7 +136,7 @@ def plan_sources(storage: Storage, objects: list[RawObject], spec: DatasetSpec) 
             if problem := check_parquet(storage, obj.uri):
                 plan.quarantined.append(_quarantine(obj, problem))
             continue
-        check = inspect_object(storage, obj.uri, spec)
+        check = checks[obj.uri]
         if check.problem:
             plan.quarantined.append(_quarantine(obj, check.problem))
             continue
@@ -429,27 +439,28 @@ def enforce_schema(df: DataFrame, spec: DatasetSpec) -> DataFrame:
     return cast.select(*others, *spec.column_names, reason.alias(REASON))
 
 
-def deduplicate(
-    df: DataFrame, spec: DatasetSpec, repeated: DataFrame | None = None, single: SparkColumn | None = None
-) -> DataFrame:
+def deduplicate(df: DataFrame, spec: DatasetSpec, repeated: DataFrame | None = None) -> DataFrame:
     """Keep one row per (partition, primary key); see the module docstring for the winner's order.
 
     With `repeated` (the `_key_hash` values that occur more than once, from `repeated_hashes`; `df` has the
     column, see `with_key_hash`) only the rows of those hashes are shuffled and ranked, by their real keys; the
-    others pass straight through, those `single` selects when it is given (rows written elsewhere are left out:
-    etl/arrow_write.py). Without `repeated` every row is ranked."""
+    others pass straight through. Without `repeated` every row is ranked."""
     if not spec.primary_key:
-        return df if single is None else df.where(single)
+        return df
     if repeated is not None:
         alone = df.join(repeated, KEY_HASH, "left_anti")
-        alone = alone if single is None else alone.where(single)
         return alone.unionByName(deduplicate(df.join(repeated, KEY_HASH, "left_semi"), spec))
+    return _ranked(df, spec).where(F.col("_rank") == 1).drop("_rank")
+
+
+def _ranked(df: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """`df` with `_rank`, each row's place among the versions of its (partition, primary key): 1 wins."""
     order: list[SparkColumn] = []
     if spec.deduplicate_by:
         order.append(F.col(spec.deduplicate_by).desc_nulls_last())
     order += [F.col(SOURCE_OBJECT).desc(), F.col(LINE).desc_nulls_last(), F.col(ROW_HASH).desc_nulls_last()]
     window = Window.partitionBy(spec.partition_key, *spec.primary_key).orderBy(*order)
-    return df.withColumn("_rank", F.row_number().over(window)).where(F.col("_rank") == 1).drop("_rank")
+    return df.withColumn("_rank", F.row_number().over(window))
 
 
 def with_key_hash(df: DataFrame, spec: DatasetSpec) -> DataFrame:
@@ -518,15 +529,13 @@ class Merged:
     rows: DataFrame
     duplicates: dict[str, int]
     cached: list[DataFrame] = field(default_factory=list)
-    candidates: DataFrame | None = None  # the rows merged (batch and carried), and the contested hashes' join frame
-    join_keys: DataFrame | None = None
-    contested: DataFrame | None = None  # the candidates whose key hash repeats (cached)
+    contested: DataFrame | None = None  # the rows merged whose key hash repeats (cached)
 
-    def without(self, single: SparkColumn, spec: DatasetSpec) -> DataFrame:
-        """`rows` without the uncontested rows `single` does not select (`deduplicate`'s `single`)."""
-        if self.candidates is None:
-            return self.rows.where(single)
-        return deduplicate(self.candidates, spec, self.join_keys, single)
+    def losers(self, spec: DatasetSpec) -> DataFrame | None:
+        """The contested rows that lose their key to another version (None without a primary key)."""
+        if self.contested is None:
+            return None
+        return _ranked(self.contested, spec).where(F.col("_rank") > 1).drop("_rank")
 
 
 def merge_batch(
@@ -545,6 +554,10 @@ def merge_batch(
     `batch_rows`, the batch's row count when the caller knows it, bounds both hash sets the merge broadcasts (the
     batch's distinct hashes, and the repeated ones, which are among them), so they need no count of their own:
     two Spark jobs less per batch."""
+    if carried is not None:  # carried rows were written: they are where they are read from, not in a fast file
+        carried = carried.select("*", *[F.lit(None).cast(kind).alias(name) for name, kind in
+                                        ((CURATED_FILE, "string"), (CURATED_ROW, "bigint"))
+                                        if name in batch.columns and name not in carried.columns])  # fmt: skip
     candidates = batch if carried is None else batch.unionByName(carried)
     if not spec.primary_key:
         return Merged(candidates, {})
@@ -563,7 +576,7 @@ def merge_batch(
     contested = candidates.join(join_keys, KEY_HASH, "left_semi").persist(StorageLevel.MEMORY_AND_DISK)
     duplicates = duplicate_counts(contested, spec)
     rows = deduplicate(candidates, spec, join_keys)  # its semi-join is `contested`'s plan: Spark reads the cache
-    return Merged(rows, duplicates, cached + [repeated, contested], candidates, join_keys, contested)
+    return Merged(rows, duplicates, cached + [repeated, contested], contested)
 
 
 def add_provenance(df: DataFrame, spec: DatasetSpec) -> DataFrame:
@@ -613,8 +626,10 @@ def write_curated(
     run_id: str,
     partitions: list[str],
     rows_per_file: int = TARGET_ROWS_PER_FILE,
+    append: bool = False,
 ) -> None:
-    """Write Parquet to {curated}/{dataset}/{key}={value}/run_id={run_id}/, replacing only those folders. Each part
+    """Write Parquet to {curated}/{dataset}/{key}={value}/run_id={run_id}/, replacing only those folders (adding to
+    them with `append`: they hold the fast rows' files, etl/arrow_write.py). Each part
     (frame, its row count) goes to files of its own (`write_tasks`): the parts are coalesced apart and then unioned,
     so no task mixes rows of two parts, and one job writes them all (evaluating their shared plan, such as a
     broadcast, once)."""
@@ -629,7 +644,16 @@ def write_curated(
         path = join_uri(curated_uri, spec.name)
     frame = reduce(DataFrame.union, [shape(df).coalesce(write_tasks(rows, parallelism, rows_per_file))
                                      for df, rows in parts])  # fmt: skip
-    writer = frame.write.mode("overwrite").option("maxRecordsPerFile", rows_per_file)
+    if append and folders:
+        # Each folder its own append: a static append under the dataset's root would stage in its `_temporary`,
+        # which concurrent runs share (one run's commit would clean up another's output).
+        for partition in partitions:
+            value = partition.split("=", 1)[1]
+            rows = frame.where(F.col(spec.partition_key) == value).drop(spec.partition_key, RUN_FOLDER)
+            rows.write.mode("append").option("maxRecordsPerFile", rows_per_file).parquet(
+                storage.spark_path(curated_partition_uri(curated_uri, spec, partition, run_id)))
+        return
+    writer = frame.write.mode("append" if append else "overwrite").option("maxRecordsPerFile", rows_per_file)
     if folders:
         writer = writer.option("partitionOverwriteMode", "dynamic").partitionBy(*folders)
     writer.parquet(storage.spark_path(path))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from pyspark.sql import functions as F
 
@@ -50,6 +51,8 @@ AWKWARD = {
             " 2026-11-24 ", "2026-11-24 00:00:00", "9999-12-31"],
     "at": ["2026-02-29 00:00:00", "2024-02-29 12:00:00", "2026-02-30 00:00:00", "2026-04-31 23:59:59",
            "2026-11-24 24:00:00", "2026-11-24 23:59:60", "2026-11-24 23:60:00", "0999-01-01 00:00:00",
+           "1677-12-31 23:59:59", "1678-01-01 00:00:01", "2261-12-31 23:59:59", "2262-01-01 00:00:00",
+           "9999-12-31 23:59:59",
            "2026-11-24T10:00:00", " 2026-11-24 10:00:00 ", "2026-11-24 10:00", "2026-12-31 23:59:59", ""],
 }
 
@@ -161,6 +164,10 @@ def test_fast_rows_are_what_the_spark_path_accepts_with_the_same_values(spark):
     assert len(fast) >= 0.6 * len(accepted), (len(fast), len(accepted))
     for plain in (",".join(VALID), ",".join(VALID).replace("1.50", "-0.01")):
         assert lines.index(plain) + 2 in fast
+    for year, taken in (("1677", False), ("1678", True), ("2261", True), ("2262", False), ("9999", False)):
+        line = next(n for n, text in enumerate(lines, 2) if text.endswith(f",{year}-12-31 23:59:59")
+                    or text.endswith(f",{year}-01-01 00:00:00") or text.endswith(f",{year}-01-01 00:00:01"))
+        assert (line in fast) is taken and (by_spark[line][tf.REASON] is None), year  # Spark accepts them all
 
 
 @pytest.mark.spark
@@ -171,7 +178,7 @@ def test_read_staged__equals_the_spark_path_on_a_mixed_object(spark, tmp_path, p
     counts and key ranges (the fast rows' counted by the tasks)."""
     spec = SPEC.__class__(**{**SPEC.__dict__, "primary_key": tuple(primary_key)})
     storage = LocalStorage(tmp_path)
-    lines = awkward_lines()
+    lines = [f"x{n}{line[1:]}" if line.startswith("x") else line for n, line in enumerate(awkward_lines())]
     first = f"{HEADER}\r\n" + "\r\n".join(lines[:30]) + f"\r\n\r\n{HEADER}\r\n" + "\r\n".join(lines[30:]) + "\r\n"
     reordered = "at,id,qty,amount,extra\n2026-11-24 10:00:01,r1,7,2.5,e\n2026-11-24 10:00:01,r2,x,2.5,e\n"
     (tmp_path / "raw" / "things" / "d=1").mkdir(parents=True)
@@ -179,10 +186,15 @@ def test_read_staged__equals_the_spark_path_on_a_mixed_object(spark, tmp_path, p
     (tmp_path / "raw" / "things" / "d=1" / "b.csv").write_text(reordered, encoding="utf-8")
     objects = [RawObject("s3://raw/things/d=1/a.csv", "d=1"), RawObject("s3://raw/things/d=1/b.csv", "d=1")]
     plan = tf.plan_sources(storage, objects, spec)
-    staged = fc.read_staged(spark, storage, plan, spec, "s3://staging/tmp/parsed/things/r1")
+    staged = fc.read_staged(spark, storage, plan, spec, "s3://staging/tmp/parsed/things/r1", target(spark, spec))
     try:
-        got = [r.asDict() for r in staged.rows.drop(tf.LINE, tf.ROW_HASH).collect()]
-        assert staged.fast_rows > 0 and staged.slow_lines > 0
+        written = spark.read.parquet(storage.spark_path(FOLDER)).select(
+            tf.SOURCE_OBJECT, F.lit("1").alias("d"), *spec.column_names, F.lit(None).cast("string").alias(tf.RAW),
+            F.lit(None).cast("string").alias(tf.REASON))  # fmt: skip
+        slow = staged.slow_rows.drop(tf.LINE, tf.ROW_HASH)
+        got = [r.asDict() for r in written.unionByName(slow).collect()]
+        assert staged.fast_rows > 0 and staged.slow_lines > 0 and sum(staged.files.values()) == staged.fast_rows
+        assert staged.rows.where(F.col(tf.CURATED_FILE).isNotNull()).count() == staged.fast_rows
         counts = staged.count_rows(spec)
     finally:
         for frame in staged.cached:
@@ -210,9 +222,48 @@ def test_read_staged__a_redriven_run_reads_none_of_an_earlier_attempts_files(spa
     spec = SPEC
     pq.write_table(pa.table({"id": ["stale"]}), stale)
     plan = tf.plan_sources(storage, [RawObject("s3://raw/things/d=1/a.csv", "d=1")], spec)
-    staged = fc.read_staged(spark, storage, plan, spec, "s3://staging/tmp/parsed/things/r1")
+    staged = fc.read_staged(spark, storage, plan, spec, "s3://staging/tmp/parsed/things/r1", target(spark, spec))
     assert [r.id for r in staged.rows.collect()] == ["x"]
     assert not stale.exists()
+
+
+FOLDER = "s3://curated/things/d=1/run_id=r1"
+
+
+def target(spark, spec):
+    from datetime import UTC, datetime
+
+    from etl.arrow_write import curated_target
+
+    return curated_target(spark, spec, {"1": FOLDER}, "r1", datetime(2026, 11, 24, tzinfo=UTC), "part-arrow-t")
+
+
+def test_local_winners__keeps_what_the_runs_ranking_keeps():
+    """Per key the latest `deduplicate_by` wins (a null loses to any value), then the greater line; a null key
+    equals a null key, as in Spark's window. Checked against the ranking written out in Python."""
+    import random
+
+    spec = SPEC.__class__(**{**SPEC.__dict__, "primary_key": ("id", "qty"), "deduplicate_by": "at"})
+    rng = random.Random(7)
+    rows = [{"id": rng.choice(["a", "b", "c", None]), "qty": rng.choice([1, 2]), "line": n + 2,
+             "at": rng.choice([None, 1, 2, 3])} for n in range(300)]  # fmt: skip
+    table = pa.table({"id": pa.array([r["id"] for r in rows], pa.string()),
+                      "qty": pa.array([r["qty"] for r in rows], pa.int32()),
+                      "at": pa.array([r["at"] for r in rows], pa.timestamp("us", tz="UTC")),
+                      fc.LINE: pa.array([r["line"] for r in rows], pa.int64())})  # fmt: skip
+    kept, removed = fc.local_winners(table, spec)
+    best: dict = {}
+    for r in rows:
+        rank = (r["at"] is not None, r["at"] or 0, r["line"])
+        key = (r["id"], r["qty"])
+        best[key] = max(best.get(key, rank), rank)
+    expected = sorted(line for (_, _, line) in best.values())
+    without_nulls = table.filter(pc.is_valid(table.column("id")))
+    assert fc.local_winners(without_nulls, spec)[1] == without_nulls.num_rows - len(
+        {(r["id"], r["qty"]) for r in rows if r["id"] is not None})  # the join of repeated keys, without the full sort
+    assert sorted(kept.column(fc.LINE).to_pylist()) == expected
+    assert removed == len(rows) - len(expected) > 0
+    assert fc.local_winners(table.slice(0, 1), spec) == (table.slice(0, 1), 0)
 
 
 def test_row_counts_plus__adds_counts_and_keeps_a_key_range_only_where_both_have_it():

@@ -1,0 +1,177 @@
+"""The merge of a fast-path batch (etl/fast_csv.py) onto the files it competes with, ranked by Arrow on the driver.
+
+Why: the batch's fast rows are in their curated files already, and so are the published rows it may update. What
+the merge has to find is which rows lose their key, and that needs only the key columns of the rows that may share a
+key (etl/key_ranges.py): the fast rows of overlapping blocks, the slow lines' rows, and the rows of the published
+files the batch touches (etl/snapshot.py). A few hundred thousand of those are ranked here in a fraction of a second,
+where Spark spent about two seconds in the jobs of a shuffle, and a file is then rewritten without its losers by Arrow
+(etl/arrow_write.py) instead of Spark reading every carried row to write it again (bench/incremental.py). Above
+`MAX_ROWS` rows the run merges with Spark instead (etl/transforms.py::merge_batch).
+
+The ranking is the one of `etl.transforms.deduplicate`: per (partition, primary key) the greatest `deduplicate_by`
+(a null loses), then source object, then line number, then raw-line hash (a null loses). Strings compare by their
+UTF-8 bytes in both.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from etl.spec import DatasetSpec
+from etl.transforms import CURATED_FILE, CURATED_ROW, LINE, ROW_HASH, SOURCE_OBJECT
+
+# Rows ranked on the driver at most (about 60 bytes each of key columns for an orders-like key); above, Spark merges.
+MAX_ROWS = 4_000_000
+# Slow lines' rows the driver collects for the ranking at most: they cross py4j as Python rows, not Arrow.
+MAX_COLLECTED_ROWS = 200_000
+VALUE = "_partition_value"
+
+
+@dataclass
+class Losers:
+    """What the ranking removes: per partition value the rows that lost their key (counted from the key columns
+    alone), and where they are: positions in curated files (fast rows), positions in published files (carried rows;
+    with the rows of objects the batch re-reads), and (source object, line number) of the slow lines' rows."""
+
+    duplicates: dict[str, int] = field(default_factory=dict)
+    fast: dict[str, list[int]] = field(default_factory=dict)
+    published: dict[str, list[int]] = field(default_factory=dict)
+    slow: list[tuple[str, int]] = field(default_factory=list)
+
+
+def ranked_schema(spec: DatasetSpec) -> Any:
+    """The columns ranked: partition value, primary key, `deduplicate_by`, source object, line number, raw-line
+    hash, and where the row is (a file and a position in it; null for a slow line's row)."""
+    import pyarrow as pa
+
+    from etl.fast_csv import arrow_type
+
+    ranked = [c for c in spec.columns if c.name in (*spec.primary_key, spec.deduplicate_by)]
+    return pa.schema([pa.field(VALUE, pa.string())] + [pa.field(c.name, arrow_type(c)) for c in ranked]
+                     + [pa.field(SOURCE_OBJECT, pa.string()), pa.field(LINE, pa.int64()),
+                        pa.field(ROW_HASH, pa.int64()), pa.field(CURATED_FILE, pa.string()),
+                        pa.field(CURATED_ROW, pa.int64())])  # fmt: skip
+
+
+def conform(table: Any, spec: DatasetSpec) -> Any:
+    """`table` in `ranked_schema`: missing columns null, types cast."""
+    import pyarrow as pa
+
+    schema = ranked_schema(spec)
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+               for f in schema]  # fmt: skip
+    return pa.table(columns, schema=schema)
+
+
+def fast_rows(storage: Any, keys: dict[str, list[tuple[str, int, int]] | None], spec: DatasetSpec) -> Any:
+    """The staged keys (etl/fast_csv.py::keys_schema) of fast rows: per staged keys file, those in its `pieces`
+    (curated file, first position, rows), or all of them (None)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tables = []
+    with tempfile.TemporaryDirectory(prefix="lake-arrow-merge-") as folder:
+        for n, (uri, pieces) in enumerate(sorted(keys.items())):
+            table = pq.read_table(storage.get_file(uri, str(Path(folder) / f"{n}.parquet")))
+            if pieces is not None:
+                keep = None
+                for file, start, count in pieces:
+                    hit = pc.and_(pc.equal(table.column(CURATED_FILE), file),
+                                  pc.and_(pc.greater_equal(table.column(CURATED_ROW), start),
+                                          pc.less(table.column(CURATED_ROW), start + count)))  # fmt: skip
+                    keep = hit if keep is None else pc.or_(keep, hit)
+                table = table.filter(keep) if keep is not None else table.slice(0, 0)
+            if table.num_rows:
+                tables.append(conform(table.append_column(VALUE, table.column(spec.partition_key)), spec))
+    return concat(tables, spec)
+
+
+def published_rows(storage: Any, value: str, uri: str, replaced: set[str], spec: DatasetSpec) -> tuple[Any, list[int]]:
+    """The ranked columns of a published file's rows, with their positions, and the positions of its rows of
+    objects the batch re-reads (left out of the ranking: the batch's rows of those objects replace them)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    names = [c.name for c in spec.columns if c.name in (*spec.primary_key, spec.deduplicate_by)] + [SOURCE_OBJECT]
+    with tempfile.TemporaryDirectory(prefix="lake-arrow-merge-") as folder:
+        table = pq.read_table(storage.get_file(uri, str(Path(folder) / "published.parquet")), columns=names)
+    positions = pa.array(np.arange(table.num_rows, dtype=np.int64))
+    table = (table.append_column(VALUE, pa.repeat(pa.scalar(value, pa.string()), table.num_rows))
+             .append_column(CURATED_FILE, pa.repeat(pa.scalar(uri, pa.string()), table.num_rows))
+             .append_column(CURATED_ROW, positions))  # fmt: skip
+    gone: list[int] = []
+    if replaced:
+        hit = pc.is_in(table.column(SOURCE_OBJECT), value_set=pa.array(sorted(replaced), pa.string()))
+        gone = positions.filter(hit).to_pylist()
+        table = table.filter(pc.invert(hit))
+    return conform(table, spec), gone
+
+
+def slow_rows(rows: list[Any], spec: DatasetSpec) -> Any:
+    """The slow lines' valid rows as Spark collected them (the ranked columns; timestamps naive, in UTC)."""
+    import pyarrow as pa
+
+    schema = ranked_schema(spec)
+    names = [f.name for f in schema if f.name not in (VALUE, CURATED_FILE, CURATED_ROW)]
+    data = {name: [row[name] for row in rows] for name in names}
+    data[VALUE] = [row[spec.partition_key] for row in rows]
+    return pa.table({f.name: pa.array(data.get(f.name, [None] * len(rows)), f.type) for f in schema}, schema=schema)
+
+
+def concat(tables: list[Any], spec: DatasetSpec) -> Any:
+    import pyarrow as pa
+
+    return pa.concat_tables(tables) if tables else ranked_schema(spec).empty_table()
+
+
+def rank(table: Any, spec: DatasetSpec, fast_files: set[str]) -> Losers:
+    """The rows of `table` (in `ranked_schema`) that lose their key, by where they are. Their count per partition
+    value must equal the key columns' own count of repeated versions, or the ranking lost or kept a row it should
+    not have, and the run fails."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = [VALUE, *spec.primary_key]
+    losers = Losers()
+    if table.num_rows < 2:
+        return losers
+    versions = table.group_by(keys).aggregate([([], "count_all")]).rename_columns([*keys, "versions"])
+    repeated = versions.filter(pc.greater(versions.column("versions"), 1))
+    per_value = repeated.group_by(VALUE).aggregate([("versions", "sum"), ([], "count_all")])
+    for row in per_value.to_pylist():
+        losers.duplicates[row[VALUE]] = row["versions_sum"] - row["count_all"]
+    if not losers.duplicates:
+        return losers
+    # Only the repeated keys' rows are sorted; a join matches no null key, so with one the whole table is.
+    nulls = any(table.column(k).null_count for k in spec.primary_key)
+    contested = table if nulls else table.join(repeated.select(keys), keys=keys, join_type="inner")
+    order = [spec.deduplicate_by] if spec.deduplicate_by else []
+    ranking = ([(k, "ascending") for k in keys]
+               + [(c, "descending") for c in (*order, SOURCE_OBJECT, LINE, ROW_HASH)])  # fmt: skip
+    ranked = contested.take(pc.sort_indices(contested, sort_keys=ranking, null_placement="at_end"))
+    same = np.ones(ranked.num_rows - 1, dtype=bool)
+    for key in keys:
+        column = ranked.column(key)
+        before, after = column.slice(0, ranked.num_rows - 1), column.slice(1)
+        equal = pc.or_kleene(pc.equal(before, after), pc.and_(pc.is_null(before), pc.is_null(after)))
+        same &= pc.fill_null(equal, False).to_numpy(zero_copy_only=False)
+    lost = ranked.take(pa.array(np.flatnonzero(same) + 1))
+    found: dict[str, int] = {}
+    for row in lost.select([VALUE, SOURCE_OBJECT, LINE, CURATED_FILE, CURATED_ROW]).to_pylist():
+        found[row[VALUE]] = found.get(row[VALUE], 0) + 1
+        if row[CURATED_FILE] is None:
+            losers.slow.append((row[SOURCE_OBJECT], row[LINE]))
+        elif row[CURATED_FILE] in fast_files:
+            losers.fast.setdefault(row[CURATED_FILE], []).append(row[CURATED_ROW])
+        else:
+            losers.published.setdefault(row[CURATED_FILE], []).append(row[CURATED_ROW])
+    if found != losers.duplicates:
+        raise RuntimeError(f"the merge's ranking removed {found} rows, but the key columns count {losers.duplicates} "
+                           f"older versions")  # fmt: skip
+    return losers
