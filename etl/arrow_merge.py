@@ -129,39 +129,52 @@ def concat(tables: list[Any], spec: DatasetSpec) -> Any:
     return pa.concat_tables(tables) if tables else ranked_schema(spec).empty_table()
 
 
-def rank(table: Any, spec: DatasetSpec, fast_files: set[str]) -> Losers:
-    """The rows of `table` (in `ranked_schema`) that lose their key, by where they are. Their count per partition
-    value must equal the key columns' own count of repeated versions, or the ranking lost or kept a row it should
-    not have, and the run fails."""
+def repeated_keys(table: Any, keys: list[str]) -> Any:
+    """The values of `keys` that occur in more than one row of `table` (a null equal to a null), with their rows
+    (`versions`)."""
+    import pyarrow.compute as pc
+
+    versions = table.select(keys).group_by(keys).aggregate([([], "count_all")]).rename_columns([*keys, "versions"])
+    return versions.filter(pc.greater(versions.column("versions"), 1))
+
+
+def losing_rows(table: Any, keys: list[str], descending: list[str], repeated: Any) -> Any:
+    """The rows of `table` that lose their key (`keys`, a null equal to a null, as in Spark's window) to another
+    row: the first in the descending order of `descending` (a null last) wins. Only the rows of the `repeated` keys
+    (`repeated_keys`) are sorted; a join matches no null key, so with one the whole table is."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    keys = [VALUE, *spec.primary_key]
-    losers = Losers()
-    if table.num_rows < 2:
-        return losers
-    versions = table.group_by(keys).aggregate([([], "count_all")]).rename_columns([*keys, "versions"])
-    repeated = versions.filter(pc.greater(versions.column("versions"), 1))
-    per_value = repeated.group_by(VALUE).aggregate([("versions", "sum"), ([], "count_all")])
-    for row in per_value.to_pylist():
-        losers.duplicates[row[VALUE]] = row["versions_sum"] - row["count_all"]
-    if not losers.duplicates:
-        return losers
-    # Only the repeated keys' rows are sorted; a join matches no null key, so with one the whole table is.
-    nulls = any(table.column(k).null_count for k in spec.primary_key)
+    nulls = any(table.column(k).null_count for k in keys)
     contested = table if nulls else table.join(repeated.select(keys), keys=keys, join_type="inner")
-    order = [spec.deduplicate_by] if spec.deduplicate_by else []
-    ranking = ([(k, "ascending") for k in keys]
-               + [(c, "descending") for c in (*order, SOURCE_OBJECT, LINE, ROW_HASH)])  # fmt: skip
+    ranking = [(k, "ascending") for k in keys] + [(c, "descending") for c in descending]
     ranked = contested.take(pc.sort_indices(contested, sort_keys=ranking, null_placement="at_end"))
-    same = np.ones(ranked.num_rows - 1, dtype=bool)
+    same = np.ones(max(ranked.num_rows - 1, 0), dtype=bool)
     for key in keys:
         column = ranked.column(key)
         before, after = column.slice(0, ranked.num_rows - 1), column.slice(1)
         equal = pc.or_kleene(pc.equal(before, after), pc.and_(pc.is_null(before), pc.is_null(after)))
         same &= pc.fill_null(equal, False).to_numpy(zero_copy_only=False)
-    lost = ranked.take(pa.array(np.flatnonzero(same) + 1))
+    return ranked.take(pa.array(np.flatnonzero(same) + 1))
+
+
+def rank(table: Any, spec: DatasetSpec, fast_files: set[str]) -> Losers:
+    """The rows of `table` (in `ranked_schema`) that lose their key, by where they are. Their count per partition
+    value must equal the key columns' own count of repeated versions, or the ranking lost or kept a row it should
+    not have, and the run fails."""
+    keys = [VALUE, *spec.primary_key]
+    losers = Losers()
+    if table.num_rows < 2:
+        return losers
+    repeated = repeated_keys(table, keys)
+    per_value = repeated.group_by(VALUE).aggregate([("versions", "sum"), ([], "count_all")])
+    for row in per_value.to_pylist():
+        losers.duplicates[row[VALUE]] = row["versions_sum"] - row["count_all"]
+    if not losers.duplicates:
+        return losers
+    order = [spec.deduplicate_by] if spec.deduplicate_by else []
+    lost = losing_rows(table, keys, [*order, SOURCE_OBJECT, LINE, ROW_HASH], repeated)
     found: dict[str, int] = {}
     for row in lost.select([VALUE, SOURCE_OBJECT, LINE, CURATED_FILE, CURATED_ROW]).to_pylist():
         found[row[VALUE]] = found.get(row[VALUE], 0) + 1

@@ -329,29 +329,19 @@ def local_winners(rows: Any, spec: DatasetSpec) -> tuple[Any, int]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from etl.arrow_merge import losing_rows, repeated_keys
+
     keys = list(spec.primary_key)
     if not keys or rows.num_rows < 2:
         return rows, 0
-    counts = rows.select(keys).group_by(keys).aggregate([([], "count_all")])
-    repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
+    repeated = repeated_keys(rows, keys)
     if not repeated.num_rows:
         return rows, 0
-    versions = pc.sum(repeated.column("count_all")).as_py() - repeated.num_rows
+    versions = pc.sum(repeated.column("versions")).as_py() - repeated.num_rows
     order = [spec.deduplicate_by] if spec.deduplicate_by else []
     indexed = rows.select(list(dict.fromkeys(keys + order + [LINE]))).append_column(
         "_position", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
-    # Only the repeated keys' rows are sorted; a join matches no null key, so with one the whole block is.
-    nulls = any(rows.column(k).null_count for k in keys)
-    contested = indexed if nulls else indexed.join(repeated.select(keys), keys=keys, join_type="inner")
-    ranking = [(k, "ascending") for k in keys] + [(c, "descending") for c in (*order, LINE)]
-    ranked = contested.take(pc.sort_indices(contested, sort_keys=ranking, null_placement="at_end"))
-    same = np.ones(max(ranked.num_rows - 1, 0), dtype=bool)
-    for key in keys:
-        column = ranked.column(key)
-        before, after = column.slice(0, ranked.num_rows - 1), column.slice(1)
-        equal = pc.or_kleene(pc.equal(before, after), pc.and_(pc.is_null(before), pc.is_null(after)))
-        same &= pc.fill_null(equal, False).to_numpy(zero_copy_only=False)
-    losers = ranked.column("_position").to_numpy()[1:][same]
+    losers = losing_rows(indexed, keys, [*order, LINE], repeated).column("_position").to_numpy()
     if losers.size != versions:
         raise RuntimeError(f"a block of {rows.column(SOURCE_OBJECT)[0]}: {losers.size} rows lost their key, but "
                            f"the key columns count {versions} older versions")  # fmt: skip

@@ -316,14 +316,15 @@ def _arrow_ranking(valid: Any, staged: fast_csv.Staged, snapshots: dict[str, sna
         suspects = sorted(i for i in key_ranges.overlapping(pieces, spec.primary_key[0]) if i < len(staged.blocks))
     slow_rows = sum(staged.slow_counts.valid_rows(v) for v in slow_values) if slow_values and spec.primary_key else 0
     fast_rows = sum(count for i in suspects for _, _, count in staged.blocks[i][2])
-    ranked = fast_rows + slow_rows + sum(f.footer.rows for _, f in touched) if spec.primary_key else 0
-    if ranked > arrow_merge.MAX_ROWS or slow_rows > arrow_merge.MAX_COLLECTED_ROWS:
+    to_rank = fast_rows + slow_rows + sum(f.footer.rows for _, f in touched) if spec.primary_key else 0
+    if to_rank > arrow_merge.MAX_ROWS or slow_rows > arrow_merge.MAX_COLLECTED_ROWS:
         return None
     keys: dict[str, list[tuple[str, int, int]] | None] = {}
     for i in suspects:
         keys.setdefault(staged.blocks[i][3], []).extend(staged.blocks[i][2])  # type: ignore[union-attr]
+    suspect = set(suspects)
     for uri in keys:  # a keys file whose every block is a suspect is read whole
-        if all(i in set(suspects) for i, block in enumerate(staged.blocks) if block[3] == uri):
+        if all(i in suspect for i, block in enumerate(staged.blocks) if block[3] == uri):
             keys[uri] = None
     tables = [arrow_merge.fast_rows(storage, keys, spec)]
     if slow_rows and spec.primary_key:
@@ -396,6 +397,7 @@ def _complete_fast_candidate(merge: Merge, staged: fast_csv.Staged, batch_rows: 
     candidate folder without theirs). A folder left without rows gets an empty file with the schema."""
     from pyspark.sql import functions as F
 
+    folders = {p: tf.curated_partition_uri(args["curated_uri"], spec, p, args["run_id"]) for p in partitions}
     if merge.losers is None:
         rest = merge.rows.where(F.col(tf.CURATED_FILE).isNull())
         _write_candidate(rest, batch_rows - staged.fast_rows, snapshots, args, spec, partitions, storage, spark,
@@ -405,10 +407,8 @@ def _complete_fast_candidate(merge: Merge, staged: fast_csv.Staged, batch_rows: 
         if merge.rows is not None:
             slow_rows = staged.slow_counts.valid_rows() if staged.slow_counts else 0
             _write_candidate(merge.rows, slow_rows, {}, args, spec, partitions, storage, spark, append=True)
-        folders = {p: tf.curated_partition_uri(args["curated_uri"], spec, p, args["run_id"]) for p in partitions}
         _rewrite_without_losers(merge.losers, staged, snapshots, folders, storage, spark)
-    for partition in partitions:
-        folder = tf.curated_partition_uri(args["curated_uri"], spec, partition, args["run_id"])
+    for folder in folders.values():
         if not snap.data_files(storage, folder):
             tf.write_empty(spark, tf.curated_schema(spec), storage.spark_path(folder), "parquet")
 
@@ -458,7 +458,12 @@ def _rewrite_without_losers(losers: arrow_merge.Losers, staged: fast_csv.Staged,
             return job[0], arrow_write.rewrite_without(task_storage, *job)
 
         results = spark.sparkContext.parallelize(jobs, len(jobs)).map(rewrite).collect()
-    for uri, rows in results:
+    _check_rewritten(dict(results), expected)
+
+
+def _check_rewritten(written: dict[str, int], expected: dict[str, int]) -> None:
+    """Each rewritten file's rows against its rows less those that lost their key."""
+    for uri, rows in written.items():
         if rows != expected[uri]:
             raise RuntimeError(f"curated file {uri}: rewritten with {rows} rows, not the {expected[uri]} left after "
                                f"its rows that lost their key")  # fmt: skip
@@ -478,10 +483,7 @@ def _drop_fast_losers(merged: tf.Merged, staged: fast_csv.Staged, spec: DatasetS
     if not dropped:
         return
     written = arrow_write.drop_rows(spark, storage, fast, tf.CURATED_FILE, tf.CURATED_ROW, uuid.uuid4().hex[:8])
-    for uri, rows in written.items():
-        if rows != staged.files[uri] - dropped[uri]:
-            raise RuntimeError(f"curated file {uri}: rewritten with {rows} rows, not its {staged.files[uri]} rows "
-                               f"less the {dropped[uri]} that lost their key")  # fmt: skip
+    _check_rewritten(written, {uri: staged.files[uri] - rows for uri, rows in dropped.items()})
 
 
 def _write_candidate(rows: Any, batch_rows: int, snapshots: dict[str, snap.Snapshot], args: dict[str, str],

@@ -122,13 +122,11 @@ def plan_sources(storage: Storage, objects: list[RawObject], spec: DatasetSpec,
     data lines, read CSV headers, and find empty objects and schema drift. The CSV and JSON-lines objects are
     inspected on the driver, or by `inspect_all` (their URIs -> their checks, in order: in Spark tasks)."""
     plan = SourcePlan(objects=list(objects))
-    misnamed = spec.compression == "gzip"  # quarantined below without a read when not named .gz
-    text = [o.uri for o in objects if spec.format != "parquet"
-            and not (misnamed and not o.uri.lower().endswith((".gz", ".gzip")))]
+    text = [o.uri for o in objects if spec.format != "parquet" and not _misnamed_gzip(o, spec)]
     checks = dict(zip(text, inspect_all(text) if inspect_all and text else
                       [inspect_object(storage, uri, spec) for uri in text], strict=True))  # fmt: skip
     for obj in objects:
-        if spec.compression == "gzip" and not obj.uri.lower().endswith((".gz", ".gzip")):
+        if _misnamed_gzip(obj, spec):
             plan.quarantined.append(_quarantine(obj, "the dataset's compression is gzip but the object name does "
                                                      "not end in .gz"))  # fmt: skip
             continue
@@ -155,6 +153,11 @@ def plan_sources(storage: Storage, objects: list[RawObject], spec: DatasetSpec,
         plan.extra_columns.update(n for n in names if n not in spec.column_names)
         plan.missing_columns.update(c for c in spec.column_names if c not in names)
     return plan
+
+
+def _misnamed_gzip(obj: RawObject, spec: DatasetSpec) -> bool:
+    """A gzip dataset's object not named .gz: quarantined without a read."""
+    return spec.compression == "gzip" and not obj.uri.lower().endswith((".gz", ".gzip"))
 
 
 def _quarantine(obj: RawObject, reason: str) -> dict[str, str]:
