@@ -276,3 +276,17 @@ def test_row_counts_plus__adds_counts_and_keeps_a_key_range_only_where_both_have
     assert total.reasons == {"column qty": 2}
     assert total.key_ranges == {"1": {"id": ("a", "m")}, "2": {"id": ("z", "z")}}
     assert total.valid_rows() == 7
+
+
+def test_local_winners__a_ranking_that_disagrees_with_the_key_count_fails_the_task(monkeypatch):
+    """The rows left out are found by sorting, their number by counting versions per key: a ranking that keeps a
+    loser (here: the last one found) is caught in the task."""
+    import etl.arrow_merge as am
+
+    original = am.losing_rows
+    monkeypatch.setattr(am, "losing_rows", lambda *a: original(*a).slice(1))
+    table = pa.table({"id": ["a", "a", "a", "b"], "qty": pa.array([1, 1, 1, 1], pa.int32()),
+                      fc.SOURCE_OBJECT: ["s3://r/a.csv"] * 4, fc.LINE: pa.array([2, 3, 4, 5], pa.int64())})
+    with pytest.raises(RuntimeError, match=r"a block of s3://r/a.csv: 1 rows lost their key, but the key columns "
+                                           r"count 2 older versions"):  # fmt: skip
+        fc.local_winners(table, SPEC)
