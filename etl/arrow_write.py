@@ -48,7 +48,7 @@ def curated_target(spark: Any, spec: DatasetSpec, folders: dict[str, str], run_i
                    name: str) -> CuratedTarget:  # fmt: skip
     from etl import transforms as tf
 
-    metadata = {SPARK_SCHEMA_KEY: spark.createDataFrame([], tf.curated_schema(spec)).schema.json(),
+    metadata = {SPARK_SCHEMA_KEY: tf.empty_frame(spark, tf.curated_schema(spec)).schema.json(),
                 SPARK_VERSION_KEY: spark.version}  # fmt: skip
     return CuratedTarget(folders, run_id, ingested_at, metadata, name)
 

@@ -536,7 +536,7 @@ def read_staged(spark: Any, storage: Any, plan: Any, spec: DatasetSpec, stage_ur
         cached.append(slow_rows)
         frames.append(slow_rows.select("*", *no_file))
     if not frames:
-        empty = spark.createDataFrame([], tf.raw_schema(spec))
+        empty = tf.empty_frame(spark, tf.raw_schema(spec))
         frames.append(tf.for_cache(tf.enforce_schema(empty, spec)).select("*", *no_file))
     rows = reduce(lambda a, b: a.unionByName(b), frames)
     blocks = [(block["value"], _known_ranges(block["keys"]), [tuple(piece) for piece in block["placed"]],

@@ -355,7 +355,7 @@ def read_records(spark: SparkSession, storage: Storage, plan: SourcePlan, spec: 
     """Dispatch on the spec's format. Always returns a DataFrame (empty when there is nothing to read)."""
     reader = {"csv": read_csv, "json": read_json_lines, "parquet": read_parquet}[spec.format]
     df = reader(spark, storage, plan, spec)
-    return df if df is not None else spark.createDataFrame([], raw_schema(spec))
+    return df if df is not None else empty_frame(spark, raw_schema(spec))
 
 
 def raw_schema(spec: DatasetSpec) -> T.StructType:
@@ -662,9 +662,16 @@ def write_curated(
     writer.parquet(storage.spark_path(path))
 
 
+def empty_frame(spark: SparkSession, schema: T.StructType | str) -> DataFrame:
+    """A frame without rows. Built on an RDD without partitions: `createDataFrame([])` parallelizes an empty Python
+    list, whose tasks start Python workers (writing an empty folder took 0.5-0.6 s that way, 0.2 s this way)."""
+    return spark.createDataFrame(spark.sparkContext.emptyRDD(), schema)
+
+
 def write_empty(spark: SparkSession, schema: T.StructType | str, path: str, fmt: str) -> None:
-    """Replace a folder with an empty dataset (a re-run that produced no rows must not keep old rows)."""
-    spark.createDataFrame([], schema).coalesce(1).write.mode("overwrite").format(fmt).save(path)
+    """Replace a folder with an empty dataset (a re-run that produced no rows must not keep old rows): one file
+    with the schema and no rows."""
+    empty_frame(spark, schema).coalesce(1).write.mode("overwrite").format(fmt).save(path)
 
 
 def write_rejects(
