@@ -28,6 +28,7 @@ MAX_ROWS = 4_000_000
 # Slow lines' rows the driver collects for the ranking at most: they cross py4j as Python rows, not Arrow.
 MAX_COLLECTED_ROWS = 200_000
 VALUE = "_partition_value"
+FILE = "_file"  # a row's curated file, as its position in the ranking's list of files
 
 
 @dataclass
@@ -43,16 +44,17 @@ class Losers:
 
 
 def ranked_schema(spec: DatasetSpec) -> Any:
-    """The columns ranked: partition value, primary key, `deduplicate_by`, source object, line number, raw-line
-    hash, and where the row is (a file and a position in it; null for a slow line's row)."""
+    """The columns ranked: partition value, primary key, `deduplicate_by`, source object (dictionary-encoded: a
+    file's rows share a few), line number, raw-line hash, and where the row is: its file's position in the ranking's
+    list of files (`FILE`) and its position in that file (both null for a slow line's row)."""
     import pyarrow as pa
 
     from etl.fast_csv import arrow_type
 
     ranked = [c for c in spec.columns if c.name in (*spec.primary_key, spec.deduplicate_by)]
     return pa.schema([pa.field(VALUE, pa.string())] + [pa.field(c.name, arrow_type(c)) for c in ranked]
-                     + [pa.field(SOURCE_OBJECT, pa.string()), pa.field(LINE, pa.int64()),
-                        pa.field(ROW_HASH, pa.int64()), pa.field(CURATED_FILE, pa.string()),
+                     + [pa.field(SOURCE_OBJECT, pa.dictionary(pa.int32(), pa.string())), pa.field(LINE, pa.int64()),
+                        pa.field(ROW_HASH, pa.int64()), pa.field(FILE, pa.int32()),
                         pa.field(CURATED_ROW, pa.int64())])  # fmt: skip
 
 
@@ -66,43 +68,59 @@ def conform(table: Any, spec: DatasetSpec) -> Any:
     return pa.table(columns, schema=schema)
 
 
-def fast_rows(storage: Any, keys: dict[str, list[tuple[str, int, int]] | None], spec: DatasetSpec) -> Any:
-    """The staged keys (etl/fast_csv.py::keys_schema) of fast rows: per staged keys file, those in its `pieces`
-    (curated file, first position, rows), or all of them (None)."""
-    import pyarrow.compute as pc
+def read_parquet(storage: Any, uri: str, columns: list[str] | None = None) -> Any:
+    """A curated or staged Parquet file's `columns`, its file names and source objects as dictionaries (a file's
+    rows share a few: decoded, they were most of the ranking's reads)."""
     import pyarrow.parquet as pq
 
-    tables = []
     with tempfile.TemporaryDirectory(prefix="lake-arrow-merge-") as folder:
-        for n, (uri, pieces) in enumerate(sorted(keys.items())):
-            table = pq.read_table(storage.get_file(uri, str(Path(folder) / f"{n}.parquet")))
-            if pieces is not None:
-                keep = None
-                for file, start, count in pieces:
-                    hit = pc.and_(pc.equal(table.column(CURATED_FILE), file),
-                                  pc.and_(pc.greater_equal(table.column(CURATED_ROW), start),
-                                          pc.less(table.column(CURATED_ROW), start + count)))  # fmt: skip
-                    keep = hit if keep is None else pc.or_(keep, hit)
-                table = table.filter(keep) if keep is not None else table.slice(0, 0)
-            if table.num_rows:
-                tables.append(conform(table.append_column(VALUE, table.column(spec.partition_key)), spec))
-    return concat(tables, spec)
+        return pq.read_table(storage.get_file(uri, str(Path(folder) / "file.parquet")), columns=columns,
+                             read_dictionary=[CURATED_FILE, SOURCE_OBJECT])  # fmt: skip
 
 
-def published_rows(storage: Any, value: str, uri: str, replaced: set[str], spec: DatasetSpec) -> tuple[Any, list[int]]:
-    """The ranked columns of a published file's rows, with their positions, and the positions of its rows of
-    objects the batch re-reads (left out of the ranking: the batch's rows of those objects replace them)."""
+def fast_rows(table: Any, pieces: list[tuple[str, int, int]] | None, files: list[str], spec: DatasetSpec) -> Any:
+    """A staged keys file's rows (etl/fast_csv.py::keys_schema, as `read_parquet` reads it) in `ranked_schema`: those
+    in its `pieces` (curated file, first position, rows), or all of them (None). Their curated files must be in
+    `files`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    index = {uri: n for n, uri in enumerate(files)}
+    chunks = []
+    for chunk in table.column(CURATED_FILE).chunks:  # each file name once per chunk, not once per row
+        unknown = sorted(set(chunk.dictionary.to_pylist()) - index.keys())
+        if unknown:
+            raise RuntimeError(f"staged keys name curated files the run did not write: {unknown[:3]}")
+        positions = pa.array([index[uri] for uri in chunk.dictionary.to_pylist()], pa.int32())
+        chunks.append(positions.take(chunk.indices))
+    table = table.append_column(FILE, pa.chunked_array(chunks, pa.int32()))
+    if pieces is not None:
+        keep = None
+        for file, start, count in pieces:
+            hit = pc.and_(pc.equal(table.column(FILE), index[file]),
+                          pc.and_(pc.greater_equal(table.column(CURATED_ROW), start),
+                                  pc.less(table.column(CURATED_ROW), start + count)))  # fmt: skip
+            keep = hit if keep is None else pc.or_(keep, hit)
+        table = table.filter(keep) if keep is not None else table.slice(0, 0)
+    return conform(table.append_column(VALUE, table.column(spec.partition_key)), spec)
+
+
+def published_columns(spec: DatasetSpec) -> list[str]:
+    """The columns of a published file the ranking reads."""
+    return [c.name for c in spec.columns if c.name in (*spec.primary_key, spec.deduplicate_by)] + [SOURCE_OBJECT]
+
+
+def published_rows(table: Any, value: str, file: int, replaced: set[str], spec: DatasetSpec) -> tuple[Any, list[int]]:
+    """The ranked columns of a published file's rows (`published_columns`, as `read_parquet` reads them; the file is
+    `file` in the ranking's list of files), and the positions of its rows of objects the batch re-reads (left out of
+    the ranking: the batch's rows of those objects replace them)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    names = [c.name for c in spec.columns if c.name in (*spec.primary_key, spec.deduplicate_by)] + [SOURCE_OBJECT]
-    with tempfile.TemporaryDirectory(prefix="lake-arrow-merge-") as folder:
-        table = pq.read_table(storage.get_file(uri, str(Path(folder) / "published.parquet")), columns=names)
     positions = pa.array(np.arange(table.num_rows, dtype=np.int64))
     table = (table.append_column(VALUE, pa.repeat(pa.scalar(value, pa.string()), table.num_rows))
-             .append_column(CURATED_FILE, pa.repeat(pa.scalar(uri, pa.string()), table.num_rows))
+             .append_column(FILE, pa.repeat(pa.scalar(file, pa.int32()), table.num_rows))
              .append_column(CURATED_ROW, positions))  # fmt: skip
     gone: list[int] = []
     if replaced:
@@ -117,7 +135,7 @@ def slow_rows(rows: list[Any], spec: DatasetSpec) -> Any:
     import pyarrow as pa
 
     schema = ranked_schema(spec)
-    names = [f.name for f in schema if f.name not in (VALUE, CURATED_FILE, CURATED_ROW)]
+    names = [f.name for f in schema if f.name not in (VALUE, FILE, CURATED_ROW)]
     data = {name: [row[name] for row in rows] for name in names}
     data[VALUE] = [row[spec.partition_key] for row in rows]
     return pa.table({f.name: pa.array(data.get(f.name, [None] * len(rows)), f.type) for f in schema}, schema=schema)
@@ -147,7 +165,13 @@ def losing_rows(table: Any, keys: list[str], descending: list[str], repeated: An
     import pyarrow.compute as pc
 
     nulls = any(table.column(k).null_count for k in keys)
-    contested = table if nulls else table.join(repeated.select(keys), keys=keys, join_type="inner")
+    if nulls:
+        contested = table
+    else:  # joined on the keys alone (a hash join's payload must not be a dictionary), then taken
+        positions = table.select(keys).append_column("_position", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+        contested = table.take(positions.join(repeated.select(keys), keys=keys, join_type="inner").column("_position"))
+    plain = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in contested.columns]
+    contested = pa.table(plain, names=contested.column_names)  # sorted decoded: they are few
     ranking = [(k, "ascending") for k in keys] + [(c, "descending") for c in descending]
     ranked = contested.take(pc.sort_indices(contested, sort_keys=ranking, null_placement="at_end"))
     same = np.ones(max(ranked.num_rows - 1, 0), dtype=bool)
@@ -159,8 +183,9 @@ def losing_rows(table: Any, keys: list[str], descending: list[str], repeated: An
     return ranked.take(pa.array(np.flatnonzero(same) + 1))
 
 
-def rank(table: Any, spec: DatasetSpec, fast_files: set[str]) -> Losers:
-    """The rows of `table` (in `ranked_schema`) that lose their key, by where they are. Their count per partition
+def rank(table: Any, spec: DatasetSpec, files: list[str], fast_files: set[str]) -> Losers:
+    """The rows of `table` (in `ranked_schema`, its `FILE` a position in `files`) that lose their key, by where they
+    are (the fast rows' files are `fast_files`). Their count per partition
     value must equal the key columns' own count of repeated versions, or the ranking lost or kept a row it should
     not have, and the run fails."""
     keys = [VALUE, *spec.primary_key]
@@ -176,14 +201,14 @@ def rank(table: Any, spec: DatasetSpec, fast_files: set[str]) -> Losers:
     order = [spec.deduplicate_by] if spec.deduplicate_by else []
     lost = losing_rows(table, keys, [*order, SOURCE_OBJECT, LINE, ROW_HASH], repeated)
     found: dict[str, int] = {}
-    for row in lost.select([VALUE, SOURCE_OBJECT, LINE, CURATED_FILE, CURATED_ROW]).to_pylist():
+    for row in lost.select([VALUE, SOURCE_OBJECT, LINE, FILE, CURATED_ROW]).to_pylist():
         found[row[VALUE]] = found.get(row[VALUE], 0) + 1
-        if row[CURATED_FILE] is None:
+        if row[FILE] is None:
             losers.slow.append((row[SOURCE_OBJECT], row[LINE]))
-        elif row[CURATED_FILE] in fast_files:
-            losers.fast.setdefault(row[CURATED_FILE], []).append(row[CURATED_ROW])
+        elif files[row[FILE]] in fast_files:
+            losers.fast.setdefault(files[row[FILE]], []).append(row[CURATED_ROW])
         else:
-            losers.published.setdefault(row[CURATED_FILE], []).append(row[CURATED_ROW])
+            losers.published.setdefault(files[row[FILE]], []).append(row[CURATED_ROW])
     if found != losers.duplicates:
         raise RuntimeError(f"the merge's ranking removed {found} rows, but the key columns count {losers.duplicates} "
                            f"older versions")  # fmt: skip

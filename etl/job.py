@@ -298,6 +298,8 @@ def _arrow_ranking(valid: Any, staged: fast_csv.Staged, snapshots: dict[str, sna
     """The losers of the batch's merge as Arrow ranks them on the driver (etl/arrow_merge.py), or None when the rows
     that may share a key are more than it ranks. Those rows are the fast rows of blocks whose key ranges overlap
     another piece's (etl/key_ranges.py), the slow lines' rows, and the rows of the touched published files."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from pyspark.sql import functions as F
 
     touched = [(p.split("=", 1)[1], f) for p, s in snapshots.items() for f in s.touched]
@@ -326,20 +328,26 @@ def _arrow_ranking(valid: Any, staged: fast_csv.Staged, snapshots: dict[str, sna
     for uri in keys:  # a keys file whose every block is a suspect is read whole
         if all(i in suspect for i, block in enumerate(staged.blocks) if block[3] == uri):
             keys[uri] = None
-    tables = [arrow_merge.fast_rows(storage, keys, spec)]
-    if slow_rows and spec.primary_key:
-        ranked = arrow_merge.ranked_schema(spec).names
-        narrow = valid.where(F.col(tf.CURATED_FILE).isNull()).select(
-            spec.partition_key, *[c for c in ranked if c in valid.columns and c != spec.partition_key])
-        tables.append(arrow_merge.slow_rows(narrow.collect(), spec))
     replaced = set(batch.replaced_sources)
-    gone: dict[str, list[int]] = {}
-    for value, published in touched:
-        table, gone[published.uri] = arrow_merge.published_rows(storage, value, published.uri, replaced, spec)
-        tables.append(table)
+    files = sorted(staged.files) + [f.uri for _, f in touched]
+    columns = arrow_merge.published_columns(spec)
+    with ThreadPoolExecutor(max_workers=snap.COPY_THREADS) as pool:  # Arrow's Parquet reader releases the GIL
+        staged_keys = pool.map(lambda uri: arrow_merge.read_parquet(storage, uri), list(keys))
+        published = pool.map(lambda item: arrow_merge.read_parquet(storage, item[1].uri, columns), touched)
+        tables = [arrow_merge.fast_rows(table, keys[uri], files, spec)
+                  for uri, table in zip(keys, staged_keys, strict=True)]  # fmt: skip
+        gone: dict[str, list[int]] = {}
+        for n, ((value, file), table) in enumerate(zip(touched, published, strict=True)):
+            ranked, gone[file.uri] = arrow_merge.published_rows(table, value, len(staged.files) + n, replaced, spec)
+            tables.append(ranked)
+    if slow_rows and spec.primary_key:
+        ranked_names = arrow_merge.ranked_schema(spec).names
+        narrow = valid.where(F.col(tf.CURATED_FILE).isNull()).select(
+            spec.partition_key, *[c for c in ranked_names if c in valid.columns and c != spec.partition_key])
+        tables.append(arrow_merge.slow_rows(narrow.collect(), spec))
     losers = arrow_merge.Losers()
     if spec.primary_key:
-        losers = arrow_merge.rank(arrow_merge.concat(tables, spec), spec, set(staged.files))
+        losers = arrow_merge.rank(arrow_merge.concat(tables, spec), spec, files, set(staged.files))
     for uri, positions in gone.items():
         losers.published[uri] = sorted(losers.published.get(uri, []) + positions)
     return losers

@@ -45,8 +45,12 @@ def test_overlapping__agrees_with_a_pairwise_check_on_random_pieces():
         assert overlapping(pieces, "k") == pairs
 
 
+FILES = ["s3://c/f", "s3://p/g"]  # the ranking's list of files: a row's FILE is a position in it
+
+
 def ranked(rows: list[dict]) -> pa.Table:
     columns = {name: [r.get(name) for r in rows] for name in am.ranked_schema(SPEC).names}
+    columns[am.FILE] = [FILES.index(r[am.CURATED_FILE]) if r.get(am.CURATED_FILE) else None for r in rows]
     columns["updated_at"] = [datetime(2026, 11, 24, r["at"]) if r.get("at") is not None else None for r in rows]
     return am.conform(pa.table({name: pa.array(values, am.ranked_schema(SPEC).field(name).type)
                                 for name, values in columns.items()}), SPEC)  # fmt: skip
@@ -65,7 +69,7 @@ def test_rank__keeps_what_the_run_ranking_keeps_and_says_where_the_losers_are():
                      am.ROW_HASH: rng.choice([None, 5, 9]) if kind == "slow" else None,
                      am.CURATED_FILE: {"fast": "s3://c/f", "published": "s3://p/g", "slow": None}[kind],
                      am.CURATED_ROW: None if kind == "slow" else n})  # fmt: skip
-    losers = am.rank(ranked(rows), SPEC, {"s3://c/f"})
+    losers = am.rank(ranked(rows), SPEC, FILES, {"s3://c/f"})
 
     def order(r: dict) -> tuple:
         return (r["at"] is not None, r["at"] or 0, r[am.SOURCE_OBJECT], r[am.LINE] is not None, r[am.LINE] or 0,
@@ -87,7 +91,7 @@ def test_rank__keeps_what_the_run_ranking_keeps_and_says_where_the_losers_are():
 def test_rank__a_table_without_repeated_keys_has_no_losers():
     rows = [{am.VALUE: "d", "order_id": f"o{n}", "at": 1, am.SOURCE_OBJECT: "s3://r/a", am.LINE: n,
              am.CURATED_FILE: "s3://c/f", am.CURATED_ROW: n} for n in range(5)]  # fmt: skip
-    assert am.rank(ranked(rows), SPEC, {"s3://c/f"}) == am.Losers()
+    assert am.rank(ranked(rows), SPEC, FILES, {"s3://c/f"}) == am.Losers()
 
 
 def test_rank__a_ranking_that_disagrees_with_the_key_count_fails(monkeypatch):
@@ -100,10 +104,57 @@ def test_rank__a_ranking_that_disagrees_with_the_key_count_fails(monkeypatch):
     monkeypatch.setattr(pc, "equal", lambda a, b: pa.array([True] * len(a)))
     with pytest.raises(RuntimeError, match=r"the merge's ranking removed \{'d': 3\} rows, but the key columns "
                                            r"count \{'d': 2\} older versions"):  # fmt: skip
-        am.rank(ranked(rows), SPEC, {"s3://c/f"})
+        am.rank(ranked(rows), SPEC, FILES, {"s3://c/f"})
 
 
 def test_renamed__replaces_an_earlier_rewrites_suffix():
     once = renamed("s3://c/o/d/run_id=1/part-00000-abc.snappy.parquet", "s3://c/o/d/run_id=2/", "0123abcd")
     assert once == "s3://c/o/d/run_id=2/part-00000-abc.snappy-r0123abcd.parquet"
     assert renamed(once, "s3://c/o/d/run_id=3", "ffffffff") == "s3://c/o/d/run_id=3/part-00000-abc.snappy-rffffffff.parquet"
+
+
+def staged_keys(tmp_path: Path, rows: list[tuple[str, str, int]]) -> pa.Table:
+    """A staged keys file (etl/fast_csv.py::keys_schema) of (order id, curated file, position) rows, read back as
+    the ranking reads it."""
+    import pyarrow.parquet as pq
+
+    from etl.fast_csv import keys_schema
+    from etl.storage import LocalStorage
+
+    schema = keys_schema(SPEC)
+    columns = {f.name: [None] * len(rows) for f in schema}
+    columns.update({SPEC.partition_key: ["d"] * len(rows), "order_id": [r[0] for r in rows],
+                    am.SOURCE_OBJECT: ["s3://r/a"] * len(rows), am.LINE: [r[2] + 2 for r in rows],
+                    am.CURATED_FILE: [r[1] for r in rows], am.CURATED_ROW: [r[2] for r in rows]})  # fmt: skip
+    path = tmp_path / "staging" / "keys.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table({f.name: pa.array(columns[f.name], f.type) for f in schema}, schema=schema), path)
+    return am.read_parquet(LocalStorage(tmp_path), "s3://staging/keys.parquet")
+
+
+def test_fast_rows__keeps_the_rows_of_its_pieces_and_places_them_by_file(tmp_path):
+    table = staged_keys(tmp_path, [("o1", "s3://c/f", 0), ("o2", "s3://c/f", 1), ("o3", "s3://c/h", 0),
+                                   ("o4", "s3://c/h", 1)])  # fmt: skip
+    files = ["s3://p/g", "s3://c/f", "s3://c/h"]
+    picked = am.fast_rows(table, [("s3://c/f", 1, 1), ("s3://c/h", 0, 1)], files, SPEC)
+    assert picked.schema == am.ranked_schema(SPEC)
+    assert picked.select(["order_id", am.FILE, am.CURATED_ROW, am.VALUE]).to_pylist() == [
+        {"order_id": "o2", am.FILE: 1, am.CURATED_ROW: 1, am.VALUE: "d"},
+        {"order_id": "o3", am.FILE: 2, am.CURATED_ROW: 0, am.VALUE: "d"}]  # fmt: skip
+    assert am.fast_rows(table, None, files, SPEC).num_rows == 4
+
+
+def test_fast_rows__keys_of_a_file_the_run_did_not_write_fail(tmp_path):
+    table = staged_keys(tmp_path, [("o1", "s3://c/f", 0), ("o2", "s3://c/x", 0)])
+    with pytest.raises(RuntimeError, match=r"staged keys name curated files the run did not write: \['s3://c/x'\]"):
+        am.fast_rows(table, None, ["s3://c/f"], SPEC)
+
+
+def test_published_rows__leaves_out_the_rows_of_objects_the_batch_reads_again():
+    sources = pa.array(["s3://r/a", "s3://r/b", "s3://r/a"]).dictionary_encode()
+    table = pa.table({"order_id": ["o1", "o2", "o3"], "updated_at": pa.array([None] * 3, pa.timestamp("us", "UTC")),
+                      am.SOURCE_OBJECT: sources})  # fmt: skip
+    ranked_rows, gone = am.published_rows(table, "d", 7, {"s3://r/a"}, SPEC)
+    assert gone == [0, 2]
+    assert ranked_rows.select(["order_id", am.FILE, am.CURATED_ROW, am.VALUE]).to_pylist() == [
+        {"order_id": "o2", am.FILE: 7, am.CURATED_ROW: 1, am.VALUE: "d"}]  # fmt: skip

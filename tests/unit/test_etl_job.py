@@ -509,8 +509,8 @@ def test_run__a_row_lost_anywhere_fails_the_run(spark, tmp_path, repo_root, monk
 
         original_rank = am.rank
 
-        def lossy_rank(table, spec, fast_files):
-            losers = original_rank(table, spec, fast_files)
+        def lossy_rank(table, spec, files, fast_files):
+            losers = original_rank(table, spec, files, fast_files)
             for uri in fast_files:
                 losers.fast[uri] = sorted(set(losers.fast.get(uri, []) + [0]))
             return losers
@@ -641,9 +641,9 @@ def test_run__a_snapshot_row_lost_in_the_merge_fails_the_run(spark, tmp_path, re
     else:
         original_rank = am.rank
 
-        def losing(table, spec, fast_files):
-            losers = original_rank(table, spec, fast_files)
-            [published] = set(table.column(am.CURATED_FILE).to_pylist()) - fast_files
+        def losing(table, spec, files, fast_files):
+            losers = original_rank(table, spec, files, fast_files)
+            [published] = {files[n] for n in table.column(am.FILE).to_pylist()} - fast_files
             losers.published.setdefault(published, []).append(1)  # o2's position
             return losers
 
