@@ -272,7 +272,7 @@ def stage_objects(storage: Any, layouts: list[ObjectLayout], spec: DatasetSpec, 
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from etl.arrow_write import CuratedWriter
+    from etl.arrow_write import CuratedWriter, dictionary_columns
 
     fast: dict[str, dict[str, Any]] = {}
     slow: dict[str, int] = {}
@@ -305,7 +305,8 @@ def stage_objects(storage: Any, layouts: list[ObjectLayout], spec: DatasetSpec, 
                         if not table.num_rows:
                             continue
                         if kind not in writers:
-                            writers[kind] = pq.ParquetWriter(Path(folder) / kind, table.schema)
+                            writers[kind] = pq.ParquetWriter(Path(folder) / kind, table.schema,
+                                                             use_dictionary=dictionary_columns(table))  # fmt: skip
                         writers[kind].write_table(table)
         finally:
             for writer in writers.values():

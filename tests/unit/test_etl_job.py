@@ -343,6 +343,35 @@ def test_curated_writer__files_of_at_most_the_target_rows_and_a_rewrite_drops_po
         arrow_write.rewrite_without(storage, old.replace("0-1", "0-0"), [10], old.replace("0-1", "0-0-b"))
 
 
+def test_curated_files__dictionary_encode_only_the_columns_whose_values_repeat(tmp_path):
+    """Keys, amounts and timestamps that are mostly distinct are written plain (a dictionary for them was half the
+    write's time); a rewrite judges its file's own rows, and a rewrite that drops every row keeps the schema."""
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from etl import arrow_write
+
+    n = 100
+    rows = pa.table({"order_id": [f"o{i}" for i in range(n)], "status": ["paid", "placed"] * (n // 2),
+                     "amount": pa.array([Decimal(i) / 100 for i in range(n)], pa.decimal128(12, 2)),
+                     "note": pa.nulls(n, pa.string()), "half": [i // 2 for i in range(n)]})  # fmt: skip
+    assert arrow_write.dictionary_columns(rows) == ["status", "note", "half"]  # "half": 50 distinct of 100
+    assert arrow_write.dictionary_columns(rows.slice(0, 3)) == ["note"]
+
+    storage = LocalStorage(tmp_path)
+    path = tmp_path / "curated" / "f.parquet"
+    path.parent.mkdir()
+    with arrow_write.open_writer(str(path), rows.schema, rows) as writer:
+        writer.write_table(rows)
+    group = pq.read_metadata(path).row_group(0)
+    assert [group.column(i).has_dictionary_page for i in range(group.num_columns)] == [False, True, False, True, True]
+    assert arrow_write.rewrite_without(storage, "s3://curated/f.parquet", list(range(n)), "s3://curated/g.parquet") == 0
+    empty = pq.ParquetFile(tmp_path / "curated" / "g.parquet")
+    assert empty.metadata.num_rows == 0 and empty.schema_arrow == rows.schema
+
+
 def test_run__rerun_same_run_id_replaces(spark, tmp_path, repo_root):
     storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + ROW1 + ROW2 + "bad\n").encode()})
     first = run(job_args(), storage, spark)
