@@ -39,7 +39,9 @@ _JSONATA_CALLERS = (
     "moto.stepfunctions.parser.asl.component.common.string.string_expression",
     "moto.stepfunctions.parser.asl.jsonata.validations",
 )
+_PREPROCESSOR = "moto.stepfunctions.parser.asl.parse.preprocessor"
 PATCHED_SYMBOLS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (_PREPROCESSOR, "Preprocessor._query_language_per_scope", ()),
     (
         _CALLBACK,
         "StateTaskServiceCallback._eval_integration_pattern",
@@ -220,6 +222,7 @@ def apply() -> None:
         _patch_unnamed_executions()
         _patch_context_start_time()
         _patch_jsonata_evaluation()
+        _patch_query_language_scopes_per_parse()
         quotas.apply()  # after _patch_unnamed_executions: both wrap start_execution
         _applied = True
 
@@ -463,6 +466,23 @@ def _patch_jsonata_evaluation() -> None:
 
     for module in _JSONATA_CALLERS:
         importlib.import_module(module).eval_jsonata_expression = eval_jsonata_expression
+
+
+# Defect 10 (new): every execution parses its definition in its own thread, and the ASL preprocessor keeps its
+# stack of query-language scopes in a class attribute (`Preprocessor._query_language_per_scope = []`) that every
+# parse shares: two executions parsed at once push and pop each other's scopes, and one fails with "Unsupported
+# declaration in QueryLanguage=JSONata block" (or JSONPath) although its definition is valid (bench/burst.py's
+# concurrent executions hit it; four threads parsing two small definitions failed 55 of 120 parses). On AWS a valid
+# definition never fails to parse. Fix: each preprocessor (one per parse) gets a stack of its own.
+def _patch_query_language_scopes_per_parse() -> None:
+    cls = importlib.import_module(_PREPROCESSOR).Preprocessor
+    if isinstance(cls.__dict__.get("_query_language_per_scope"), property):
+        return
+
+    def scopes(self: Any) -> list[Any]:
+        return self.__dict__.setdefault("_lake_query_language_per_scope", [])
+
+    cls._query_language_per_scope = property(scopes)
 
 
 # Defect 8 (new): moto's EventBridge matcher lets `anything-but` match a JSON null (`null not in [...]` is true),

@@ -289,3 +289,40 @@ def test_jsonata_state__evaluates(sfn):
     result = run_definition(sfn, definition, ["orders/d=1/a.csv", "orders/d=2/b.csv"], timeout=30)
     assert result.status == "SUCCEEDED", result
     assert result.output == {"parts": ["d=1", "d=2"], "n": 2}
+
+
+def test_definitions_parsed_at_once__each_keeps_its_own_query_language():
+    # Defect 10 (new): the ASL preprocessor's stack of query-language scopes was one list shared by every parse, so
+    # definitions parsed in concurrent executions' threads failed with "Unsupported declaration in QueryLanguage=..."
+    import threading
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    moto_compat.apply()
+    first, second = Preprocessor(), Preprocessor()
+    first._query_language_per_scope.append("JSONata")
+    assert second._query_language_per_scope == []
+
+    def chain(query_language: str | None, **fields) -> str:
+        states = {f"P{i}": {"Type": "Pass", **fields, **({"Next": f"P{i + 1}"} if i < 9 else {"End": True})}
+                  for i in range(10)}  # fmt: skip
+        language = {"QueryLanguage": query_language} if query_language else {}
+        return json.dumps({**language, "StartAt": "P0", "States": states})
+
+    definitions = [chain("JSONata", Output="{% $states.input %}"), chain(None, ResultPath="$.x")] * 2
+    errors: list[str] = []
+
+    def parse(definition: str) -> None:
+        for _ in range(30):
+            try:
+                AmazonStateLanguageParser.parse(definition)
+            except ValueError as error:
+                errors.append(str(error))
+
+    threads = [threading.Thread(target=parse, args=(d,)) for d in definitions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
