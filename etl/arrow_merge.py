@@ -171,7 +171,7 @@ def losing_rows(table: Any, keys: list[str], descending: list[str], repeated: An
         positions = table.select(keys).append_column("_position", pa.array(np.arange(table.num_rows, dtype=np.int64)))
         contested = table.take(positions.join(repeated.select(keys), keys=keys, join_type="inner").column("_position"))
     plain = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in contested.columns]
-    contested = pa.table(plain, names=contested.column_names)  # sorted decoded: they are few
+    contested = pa.table(plain, names=contested.column_names)  # sorted decoded (few rows, unless a key is null)
     ranking = [(k, "ascending") for k in keys] + [(c, "descending") for c in descending]
     ranked = contested.take(pc.sort_indices(contested, sort_keys=ranking, null_placement="at_end"))
     same = np.ones(max(ranked.num_rows - 1, 0), dtype=bool)

@@ -28,20 +28,26 @@ from etl.transforms import INGESTED_AT, RUN_ID, SOURCE_OBJECT, TARGET_ROWS_PER_F
 # 1900) fails Spark's read (spark.sql.parquet.datetimeRebaseModeInRead, int96RebaseModeInRead).
 SPARK_VERSION_KEY = "org.apache.spark.version"
 READ_BATCH_ROWS = 256 * 1024  # a rewritten file is streamed, so memory stays bounded whatever its size
-# Rows of a file's first rows judged for `dictionary_columns`.
+# A file's first rows judged by `dictionary_columns`, and the fewest it judges by.
 DICTIONARY_SAMPLE_ROWS = 4096
+DICTIONARY_MIN_SAMPLE_ROWS = 64
 
 
 def dictionary_columns(rows: Any) -> list[str]:
-    """The columns a curated file dictionary-encodes: those whose first DICTIONARY_SAMPLE_ROWS `rows` repeat their
-    values (at most half as many distinct ones). Arrow's Parquet writer builds a dictionary for every column unless
-    told which: for keys, amounts and timestamps that are mostly distinct it is wasted, and it was half the write
-    of a rewritten file (200k orders rows: 153 ms with every column, 84 ms with these, 4.59 MB vs 4.58 MB)."""
+    """The columns a Parquet file Arrow writes (curated, rewritten, staged) dictionary-encodes, judged from its first
+    rows `rows`: those whose first DICTIONARY_SAMPLE_ROWS rows repeat their values (at most half as many distinct
+    ones); with fewer than DICTIONARY_MIN_SAMPLE_ROWS rows to judge by, every column (the writer falls back to plain
+    encoding by itself when a dictionary grows too large). Arrow's Parquet writer builds a dictionary for every
+    column unless told which: for keys, amounts and timestamps that are mostly distinct it is wasted, and it was
+    half the write of a rewritten file (200k orders rows: 153 ms with every column, 84 ms with these, 4.59 MB vs
+    4.58 MB)."""
     import pyarrow.compute as pc
 
     sample = rows.slice(0, DICTIONARY_SAMPLE_ROWS)
+    if sample.num_rows < DICTIONARY_MIN_SAMPLE_ROWS:
+        return list(sample.column_names)
     return [name for name, column in zip(sample.column_names, sample.columns, strict=True)
-            if pc.count_distinct(column, mode="all").as_py() * 2 <= max(sample.num_rows, 1)]  # fmt: skip
+            if pc.count_distinct(column, mode="all").as_py() * 2 <= sample.num_rows]  # fmt: skip
 
 
 def open_writer(path: str, schema: Any, first_rows: Any) -> Any:

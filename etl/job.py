@@ -332,10 +332,10 @@ def _arrow_ranking(valid: Any, staged: fast_csv.Staged, snapshots: dict[str, sna
     files = sorted(staged.files) + [f.uri for _, f in touched]
     columns = arrow_merge.published_columns(spec)
     with ThreadPoolExecutor(max_workers=snap.COPY_THREADS) as pool:  # Arrow's Parquet reader releases the GIL
-        staged_keys = pool.map(lambda uri: arrow_merge.read_parquet(storage, uri), list(keys))
         published = pool.map(lambda item: arrow_merge.read_parquet(storage, item[1].uri, columns), touched)
-        tables = [arrow_merge.fast_rows(table, keys[uri], files, spec)
-                  for uri, table in zip(keys, staged_keys, strict=True)]  # fmt: skip
+        # each keys file filtered in its thread: only its suspect rows are kept in memory together
+        tables = list(pool.map(lambda uri: arrow_merge.fast_rows(arrow_merge.read_parquet(storage, uri), keys[uri],
+                                                                 files, spec), list(keys)))  # fmt: skip
         gone: dict[str, list[int]] = {}
         for n, ((value, file), table) in enumerate(zip(touched, published, strict=True)):
             ranked, gone[file.uri] = arrow_merge.published_rows(table, value, len(staged.files) + n, replaced, spec)

@@ -56,20 +56,26 @@ def ranked(rows: list[dict]) -> pa.Table:
                                 for name, values in columns.items()}), SPEC)  # fmt: skip
 
 
-def test_rank__keeps_what_the_run_ranking_keeps_and_says_where_the_losers_are():
+@pytest.mark.parametrize("null_keys", [True, False])
+def test_rank__keeps_what_the_run_ranking_keeps_and_says_where_the_losers_are(null_keys):
     """Per (partition, order id) the latest updated_at wins (a null loses), then the greater source object, line
-    number and raw-line hash (a null loses); fast, published and slow rows are told apart by where they are."""
+    number and raw-line hash (a null loses); fast, published and slow rows are told apart by where they are. With a
+    null key every row is sorted; without, only the repeated keys' rows (joined on the keys, then taken). The table
+    comes in pieces whose source objects have dictionaries of their own, as the files read do."""
     rng = random.Random(11)
+    orders = ["o1", "o2", "o3", None] if null_keys else [f"o{n}" for n in range(300)]
     rows = []
     for n in range(400):
         kind = rng.choice(["fast", "published", "slow"])
-        rows.append({am.VALUE: rng.choice(["d", "e"]), "order_id": rng.choice(["o1", "o2", "o3", None]),
-                     "at": rng.choice([None, 1, 2]), am.SOURCE_OBJECT: rng.choice(["s3://r/a", "s3://r/b"]),
+        rows.append({am.VALUE: rng.choice(["d", "e"]), "order_id": rng.choice(orders),
+                     "at": rng.choice([None, 1, 2]), am.SOURCE_OBJECT: rng.choice(["s3://r/a", "s3://r/b", "s3://r/c"]),
                      am.LINE: None if kind == "published" else n + 2,
                      am.ROW_HASH: rng.choice([None, 5, 9]) if kind == "slow" else None,
                      am.CURATED_FILE: {"fast": "s3://c/f", "published": "s3://p/g", "slow": None}[kind],
                      am.CURATED_ROW: None if kind == "slow" else n})  # fmt: skip
-    losers = am.rank(ranked(rows), SPEC, FILES, {"s3://c/f"})
+    table = pa.concat_tables([ranked(rows[:150]), ranked(rows[150:151]), ranked(rows[151:])])
+    assert len({tuple(c.dictionary.to_pylist()) for c in table.column(am.SOURCE_OBJECT).chunks}) > 1
+    losers = am.rank(table, SPEC, FILES, {"s3://c/f"})
 
     def order(r: dict) -> tuple:
         return (r["at"] is not None, r["at"] or 0, r[am.SOURCE_OBJECT], r[am.LINE] is not None, r[am.LINE] or 0,
@@ -81,6 +87,7 @@ def test_rank__keeps_what_the_run_ranking_keeps_and_says_where_the_losers_are():
         if key not in winners or order(r) > order(winners[key]):
             winners[key] = r
     lost = [r for r in rows if winners[(r[am.VALUE], r["order_id"])] is not r]
+    assert len(lost) > 50
     assert sorted(losers.fast["s3://c/f"]) == sorted(r[am.CURATED_ROW] for r in lost if r[am.CURATED_FILE] == "s3://c/f")
     assert sorted(losers.published["s3://p/g"]) == sorted(r[am.CURATED_ROW] for r in lost
                                                          if r[am.CURATED_FILE] == "s3://p/g")  # fmt: skip

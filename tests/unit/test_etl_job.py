@@ -345,7 +345,8 @@ def test_curated_writer__files_of_at_most_the_target_rows_and_a_rewrite_drops_po
 
 def test_curated_files__dictionary_encode_only_the_columns_whose_values_repeat(tmp_path):
     """Keys, amounts and timestamps that are mostly distinct are written plain (a dictionary for them was half the
-    write's time); a rewrite judges its file's own rows, and a rewrite that drops every row keeps the schema."""
+    write's time); a rewrite judges its own rows and keeps the file's metadata and INT96 timestamps; a rewrite that
+    drops every row, or of a file without rows, keeps the schema."""
     from decimal import Decimal
 
     import pyarrow as pa
@@ -353,23 +354,41 @@ def test_curated_files__dictionary_encode_only_the_columns_whose_values_repeat(t
 
     from etl import arrow_write
 
-    n = 100
+    n = 300
     rows = pa.table({"order_id": [f"o{i}" for i in range(n)], "status": ["paid", "placed"] * (n // 2),
                      "amount": pa.array([Decimal(i) / 100 for i in range(n)], pa.decimal128(12, 2)),
-                     "note": pa.nulls(n, pa.string()), "half": [i // 2 for i in range(n)]})  # fmt: skip
-    assert arrow_write.dictionary_columns(rows) == ["status", "note", "half"]  # "half": 50 distinct of 100
-    assert arrow_write.dictionary_columns(rows.slice(0, 3)) == ["note"]
+                     "note": pa.nulls(n, pa.string()), "half": [i // 2 for i in range(n)],
+                     "at": pa.array([datetime(2026, 11, 24, i // 60, i % 60) for i in range(n)], pa.timestamp("us"))})
+    rows = rows.replace_schema_metadata({arrow_write.SPARK_VERSION_KEY: "3.5.9"})  # fmt: skip
+    assert arrow_write.dictionary_columns(rows) == ["status", "note", "half"]  # "half": 150 distinct of 300
+    assert arrow_write.dictionary_columns(rows.slice(0, 3)) == rows.column_names  # too few to judge: the default
+
+    def dictionaries(path) -> list[bool]:
+        group = pq.read_metadata(path).row_group(0)
+        return [group.column(i).has_dictionary_page for i in range(group.num_columns)]
 
     storage = LocalStorage(tmp_path)
-    path = tmp_path / "curated" / "f.parquet"
-    path.parent.mkdir()
-    with arrow_write.open_writer(str(path), rows.schema, rows) as writer:
+    folder = tmp_path / "curated"
+    folder.mkdir()
+    with arrow_write.open_writer(str(folder / "f.parquet"), rows.schema, rows) as writer:
         writer.write_table(rows)
-    group = pq.read_metadata(path).row_group(0)
-    assert [group.column(i).has_dictionary_page for i in range(group.num_columns)] == [False, True, False, True, True]
-    assert arrow_write.rewrite_without(storage, "s3://curated/f.parquet", list(range(n)), "s3://curated/g.parquet") == 0
-    empty = pq.ParquetFile(tmp_path / "curated" / "g.parquet")
-    assert empty.metadata.num_rows == 0 and empty.schema_arrow == rows.schema
+    assert dictionaries(folder / "f.parquet") == [False, True, False, True, True, False]
+    # Rewritten without every other row, "half" is now distinct in the rows left: judged again, written plain.
+    assert arrow_write.rewrite_without(storage, "s3://curated/f.parquet", list(range(0, n, 2)),
+                                       "s3://curated/g.parquet", delete_source=False) == n // 2  # fmt: skip
+    assert dictionaries(folder / "g.parquet") == [False, True, False, True, False, False]
+    rewritten = pq.ParquetFile(folder / "g.parquet")
+    assert rewritten.schema_arrow.equals(pq.ParquetFile(folder / "f.parquet").schema_arrow, check_metadata=True)
+    assert rewritten.metadata.row_group(0).column(5).physical_type == "INT96"
+    assert rewritten.read().column("half").to_pylist() == list(range(n // 2))
+
+    for source, target in (("f", "none"), ("none", "none-again")):  # every row dropped; then a file without rows
+        drop = list(range(n)) if source == "f" else []
+        assert arrow_write.rewrite_without(storage, f"s3://curated/{source}.parquet", drop,
+                                           f"s3://curated/{target}.parquet", delete_source=False) == 0  # fmt: skip
+        empty = pq.ParquetFile(folder / f"{target}.parquet")
+        written = pq.ParquetFile(folder / "f.parquet").schema_arrow  # INT96 reads back at nanoseconds
+        assert empty.metadata.num_rows == 0 and empty.schema_arrow.equals(written, check_metadata=True)
 
 
 def test_run__rerun_same_run_id_replaces(spark, tmp_path, repo_root):
