@@ -343,6 +343,55 @@ def test_curated_writer__files_of_at_most_the_target_rows_and_a_rewrite_drops_po
         arrow_write.rewrite_without(storage, old.replace("0-1", "0-0"), [10], old.replace("0-1", "0-0-b"))
 
 
+def test_curated_writer__buffers_blocks_into_row_groups(tmp_path, repo_root, monkeypatch):
+    """Small blocks (one per small object) are written as row groups of ROW_GROUP_ROWS, not a row group each; a
+    task's buffers over its open files stay under PENDING_ROWS; positions are those of the rows appended."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from etl import arrow_write, fast_csv
+    from etl.spec import load_dataset
+
+    monkeypatch.setattr(arrow_write, "ROW_GROUP_ROWS", 4)
+    monkeypatch.setattr(arrow_write, "PENDING_ROWS", 6)
+    spec = load_dataset(repo_root / "datasets" / "orders")
+
+    def block(first: int, n: int) -> pa.Table:
+        return pa.table({**{c.name: pa.nulls(n, fast_csv.arrow_type(c)) for c in spec.columns},
+                         "order_id": [f"o{i}" for i in range(first, first + n)],
+                         fast_csv.SOURCE_OBJECT: [f"s3://r/{first}.csv"] * n})  # fmt: skip
+
+    folders = {f"d{n}": f"s3://curated/orders/d={n}/run_id=r" for n in (1, 2, 3)}
+    target = arrow_write.CuratedTarget(folders, "r", datetime(2026, 11, 24, tzinfo=UTC), {}, "part-x", rows_per_file=10)
+    (tmp_path / "scratch").mkdir()
+    writer = arrow_write.CuratedWriter(LocalStorage(tmp_path), spec, target, str(tmp_path / "scratch"))
+    placed = [writer.append("d1", block(0, 3)), writer.append("d1", block(3, 3)), writer.append("d2", block(100, 3)),
+              writer.append("d3", block(200, 2)), writer.append("d1", block(6, 2)), writer.append("d1", block(8, 2)),
+              writer.append("d2", block(103, 3))]
+    writer.close()
+
+    def groups(n: int) -> list[int]:
+        file = pq.ParquetFile(tmp_path / "curated" / "orders" / f"d={n}" / "run_id=r" / f"part-x-{n - 1}-0.parquet")
+        return [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
+
+    # d1's 3 + 3 pass ROW_GROUP_ROWS; then 3 + 2 + 2 rows buffered over three files pass PENDING_ROWS: the largest
+    # buffer, d2's, is written (without the cap, d2's 3 + 3 would be one group); d1's next 2 + 2 make its second
+    assert [groups(1), groups(2), groups(3)] == [[6, 4], [3, 3], [2]]
+    d1 = pq.read_table(tmp_path / "curated" / "orders" / "d=1" / "run_id=r" / "part-x-0-0.parquet")
+    assert d1.column("order_id").to_pylist() == [f"o{i}" for i in range(10)]
+    assert [p[0][1:] for p in placed] == [(0, 3), (3, 3), (0, 3), (0, 2), (6, 2), (8, 2), (3, 3)]
+    assert sorted(writer.files.values()) == [2, 6, 10]
+
+    monkeypatch.setattr(arrow_write, "PENDING_ROWS", 100)  # one file alone: groups of ROW_GROUP_ROWS or more
+    one = arrow_write.CuratedTarget({"d1": "s3://curated/orders/d=1/run_id=s"}, "s", target.ingested_at, {}, "part-y")
+    writer = arrow_write.CuratedWriter(LocalStorage(tmp_path), spec, one, str(tmp_path / "scratch"))
+    for first in (0, 3, 6, 9):
+        writer.append("d1", block(first, 3))
+    writer.close()
+    file = pq.ParquetFile(tmp_path / "curated" / "orders" / "d=1" / "run_id=s" / "part-y-0-0.parquet")
+    assert [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)] == [6, 6]
+
+
 def test_curated_files__dictionary_encode_only_the_columns_whose_values_repeat(tmp_path):
     """Keys, amounts and timestamps that are mostly distinct are written plain (a dictionary for them was half the
     write's time); a rewrite judges its own rows and keeps the file's metadata and INT96 timestamps; a rewrite that
