@@ -43,6 +43,11 @@ class Losers:
     slow: list[tuple[str, int]] = field(default_factory=list)
 
 
+def ranked_columns(spec: DatasetSpec) -> list[Any]:
+    """The spec's columns a ranking orders by besides where a row is: the primary key and `deduplicate_by`."""
+    return [c for c in spec.columns if c.name in (*spec.primary_key, spec.deduplicate_by)]
+
+
 def ranked_schema(spec: DatasetSpec) -> Any:
     """The columns ranked: partition value, primary key, `deduplicate_by`, source object (dictionary-encoded: a
     file's rows share a few), line number, raw-line hash, and where the row is: its file's position in the ranking's
@@ -51,8 +56,7 @@ def ranked_schema(spec: DatasetSpec) -> Any:
 
     from etl.fast_csv import arrow_type
 
-    ranked = [c for c in spec.columns if c.name in (*spec.primary_key, spec.deduplicate_by)]
-    return pa.schema([pa.field(VALUE, pa.string())] + [pa.field(c.name, arrow_type(c)) for c in ranked]
+    return pa.schema([pa.field(VALUE, pa.string())] + [pa.field(c.name, arrow_type(c)) for c in ranked_columns(spec)]
                      + [pa.field(SOURCE_OBJECT, pa.dictionary(pa.int32(), pa.string())), pa.field(LINE, pa.int64()),
                         pa.field(ROW_HASH, pa.int64()), pa.field(FILE, pa.int32()),
                         pa.field(CURATED_ROW, pa.int64())])  # fmt: skip
@@ -88,10 +92,11 @@ def fast_rows(table: Any, pieces: list[tuple[str, int, int]] | None, files: list
     index = {uri: n for n, uri in enumerate(files)}
     chunks = []
     for chunk in table.column(CURATED_FILE).chunks:  # each file name once per chunk, not once per row
-        unknown = sorted(set(chunk.dictionary.to_pylist()) - index.keys())
+        names = chunk.dictionary.to_pylist()
+        unknown = sorted(set(names) - index.keys())
         if unknown:
             raise RuntimeError(f"staged keys name curated files the run did not write: {unknown[:3]}")
-        positions = pa.array([index[uri] for uri in chunk.dictionary.to_pylist()], pa.int32())
+        positions = pa.array([index[uri] for uri in names], pa.int32())
         chunks.append(positions.take(chunk.indices))
     table = table.append_column(FILE, pa.chunked_array(chunks, pa.int32()))
     if pieces is not None:
@@ -107,7 +112,7 @@ def fast_rows(table: Any, pieces: list[tuple[str, int, int]] | None, files: list
 
 def published_columns(spec: DatasetSpec) -> list[str]:
     """The columns of a published file the ranking reads."""
-    return [c.name for c in spec.columns if c.name in (*spec.primary_key, spec.deduplicate_by)] + [SOURCE_OBJECT]
+    return [c.name for c in ranked_columns(spec)] + [SOURCE_OBJECT]
 
 
 def published_rows(table: Any, value: str, file: int, replaced: set[str], spec: DatasetSpec) -> tuple[Any, list[int]]:

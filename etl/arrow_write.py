@@ -28,9 +28,15 @@ from etl.transforms import INGESTED_AT, RUN_ID, SOURCE_OBJECT, TARGET_ROWS_PER_F
 # 1900) fails Spark's read (spark.sql.parquet.datetimeRebaseModeInRead, int96RebaseModeInRead).
 SPARK_VERSION_KEY = "org.apache.spark.version"
 READ_BATCH_ROWS = 256 * 1024  # a rewritten file is streamed, so memory stays bounded whatever its size
+# Rows a curated file's row groups hold (all but its last): the blocks appended are buffered up to it. A block per
+# row group made 1,000-row groups of 1,000-row objects, whose columns compress worse (400 such objects: 28.8 bytes
+# a row, 13.8 buffered) and which readers open one by one. A task buffers at most PENDING_ROWS rows over its open
+# files (one per partition value) before it writes the largest buffer out.
+ROW_GROUP_ROWS = 128 * 1024
+PENDING_ROWS = 4 * ROW_GROUP_ROWS
 # A file's first rows judged by `dictionary_columns` (a row group's worth: Parquet keeps a dictionary per column of
 # a row group), and the fewest it judges by.
-DICTIONARY_SAMPLE_ROWS = 128 * 1024
+DICTIONARY_SAMPLE_ROWS = ROW_GROUP_ROWS
 DICTIONARY_MIN_SAMPLE_ROWS = 64
 
 
@@ -82,14 +88,6 @@ def curated_target(spark: Any, spec: DatasetSpec, folders: dict[str, str], run_i
     metadata = {SPARK_SCHEMA_KEY: tf.empty_frame(spark, tf.curated_schema(spec)).schema.json(),
                 SPARK_VERSION_KEY: spark.version}  # fmt: skip
     return CuratedTarget(folders, run_id, ingested_at, metadata, name)
-
-
-# Rows a curated file's row groups hold (all but its last): the blocks appended are buffered up to it. A block per
-# row group made 1,000-row groups of 1,000-row objects, whose columns compress worse (bench/job_model.py: 28.8
-# bytes a row, 18.8 buffered) and which readers open one by one. A task buffers at most PENDING_ROWS rows over its
-# open files (one per partition value) before it writes the largest buffer out.
-ROW_GROUP_ROWS = 128 * 1024
-PENDING_ROWS = 4 * ROW_GROUP_ROWS
 
 
 @dataclass

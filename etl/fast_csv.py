@@ -356,8 +356,10 @@ def keys_schema(spec: DatasetSpec) -> Any:
     `deduplicate_by`, source object, line number) and where the row is (curated file URI, row position in it)."""
     import pyarrow as pa
 
-    ranked = [c for c in spec.columns if c.name in (*spec.primary_key, spec.deduplicate_by)]
-    return pa.schema([pa.field(spec.partition_key, pa.string())] + [pa.field(c.name, arrow_type(c)) for c in ranked]
+    from etl.arrow_merge import ranked_columns
+
+    return pa.schema([pa.field(spec.partition_key, pa.string())]
+                     + [pa.field(c.name, arrow_type(c)) for c in ranked_columns(spec)]
                      + [pa.field(SOURCE_OBJECT, pa.string()), pa.field(LINE, pa.int64()),
                         pa.field(CURATED_FILE, pa.string()), pa.field(CURATED_ROW, pa.int64())])  # fmt: skip
 
