@@ -64,10 +64,14 @@ def test_rank__keeps_what_the_run_ranking_keeps_and_says_where_the_losers_are(nu
     comes in pieces whose source objects have dictionaries of their own, as the files read do."""
     rng = random.Random(11)
     orders = ["o1", "o2", "o3", None] if null_keys else [f"o{n}" for n in range(300)]
-    rows = []
+    rows, published = [], set()
     for n in range(400):
-        kind = rng.choice(["fast", "published", "slow"])
-        rows.append({am.VALUE: rng.choice(["d", "e"]), "order_id": rng.choice(orders),
+        kind, key = rng.choice(["fast", "published", "slow"]), (rng.choice(["d", "e"]), rng.choice(orders))
+        if kind == "published" and key in published:
+            kind = "fast"  # a published snapshot holds a key once, so two published rows never tie
+        elif kind == "published":
+            published.add(key)
+        rows.append({am.VALUE: key[0], "order_id": key[1],
                      "at": rng.choice([None, 1, 2]), am.SOURCE_OBJECT: rng.choice(["s3://r/a", "s3://r/b", "s3://r/c"]),
                      am.LINE: None if kind == "published" else n + 2,
                      am.ROW_HASH: rng.choice([None, 5, 9]) if kind == "slow" else None,
@@ -81,6 +85,10 @@ def test_rank__keeps_what_the_run_ranking_keeps_and_says_where_the_losers_are(nu
         return (r["at"] is not None, r["at"] or 0, r[am.SOURCE_OBJECT], r[am.LINE] is not None, r[am.LINE] or 0,
                 r[am.ROW_HASH] is not None, r[am.ROW_HASH] or 0)  # fmt: skip
 
+    orders_per_key: dict = {}
+    for r in rows:
+        orders_per_key.setdefault((r[am.VALUE], r["order_id"]), []).append(order(r))
+    assert all(len(set(o)) == len(o) for o in orders_per_key.values()), "a tie would make the expected losers arbitrary"
     winners: dict = {}
     for r in rows:
         key = (r[am.VALUE], r["order_id"])  # a null order id is a key of its own, as Spark's window has it
