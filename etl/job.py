@@ -297,7 +297,8 @@ def _arrow_ranking(valid: Any, staged: fast_csv.Staged, snapshots: dict[str, sna
                    spec: DatasetSpec, storage: Storage) -> arrow_merge.Losers | None:  # fmt: skip
     """The losers of the batch's merge as Arrow ranks them on the driver (etl/arrow_merge.py), or None when the rows
     that may share a key are more than it ranks. Those rows are the fast rows of blocks whose key ranges overlap
-    another piece's (etl/key_ranges.py), the slow lines' rows, and the rows of the touched published files."""
+    another piece's (etl/key_ranges.py), the slow lines' rows, and the rows of the touched published files; read,
+    they are narrowed down to the rows that may share a key (arrow_merge.narrowed, arrow_merge.published_rows)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from pyspark.sql import functions as F
@@ -321,30 +322,38 @@ def _arrow_ranking(valid: Any, staged: fast_csv.Staged, snapshots: dict[str, sna
     to_rank = fast_rows + slow_rows + sum(f.footer.rows for _, f in touched) if spec.primary_key else 0
     if to_rank > arrow_merge.MAX_ROWS or slow_rows > arrow_merge.MAX_COLLECTED_ROWS:
         return None
-    keys: dict[str, list[tuple[str, int, int]] | None] = {}
-    for i in suspects:
-        keys.setdefault(staged.blocks[i][3], []).extend(staged.blocks[i][2])  # type: ignore[union-attr]
+    in_file: dict[str, list[tuple[int, int]]] = {}  # keys file -> its blocks in the order written, and their rows
+    for i, (_, _, placed, uri) in enumerate(staged.blocks):
+        in_file.setdefault(uri, []).append((i, sum(count for _, _, count in placed)))
     suspect = set(suspects)
-    for uri in keys:  # a keys file whose every block is a suspect is read whole
-        if all(i in suspect for i, block in enumerate(staged.blocks) if block[3] == uri):
-            keys[uri] = None
+    keys: dict[str, set[int] | None] = {}  # a keys file whose every block is a suspect is read whole
+    for uri, blocks in in_file.items():
+        mine = {i for i, _ in blocks if i in suspect}
+        if mine:
+            keys[uri] = None if len(mine) == len(blocks) else mine
     replaced = set(batch.replaced_sources)
     files = sorted(staged.files) + [f.uri for _, f in touched]
     columns = arrow_merge.published_columns(spec)
     with ThreadPoolExecutor(max_workers=snap.COPY_THREADS) as pool:  # Arrow's Parquet reader releases the GIL
         published = pool.map(lambda item: arrow_merge.read_parquet(storage, item[1].uri, columns), touched)
         # each keys file filtered in its thread: only its suspect rows are kept in memory together
-        tables = list(pool.map(lambda uri: arrow_merge.fast_rows(arrow_merge.read_parquet(storage, uri), keys[uri],
-                                                                 files, spec), list(keys)))  # fmt: skip
-        gone: dict[str, list[int]] = {}
-        for n, ((value, file), table) in enumerate(zip(touched, published, strict=True)):
-            ranked, gone[file.uri] = arrow_merge.published_rows(table, value, len(staged.files) + n, replaced, spec)
-            tables.append(ranked)
+        tables = list(pool.map(lambda uri: arrow_merge.fast_rows(arrow_merge.read_parquet(storage, uri), in_file[uri],
+                                                                 keys[uri], files, spec), list(keys)))  # fmt: skip
+        published = list(published)
     if slow_rows and spec.primary_key:
         ranked_names = arrow_merge.ranked_schema(spec).names
         narrow = valid.where(F.col(tf.CURATED_FILE).isNull()).select(
             spec.partition_key, *[c for c in ranked_names if c in valid.columns and c != spec.partition_key])
         tables.append(arrow_merge.slow_rows(narrow.collect(), spec))
+    rows = arrow_merge.concat(tables, spec)
+    if spec.primary_key:
+        keyed = [(value, table) for (value, _), table in zip(touched, published, strict=True)]
+        rows = arrow_merge.narrowed(rows, keyed, spec)
+    tables, gone = [rows], {}
+    for n, ((value, file), table) in enumerate(zip(touched, published, strict=True)):
+        ranked, gone[file.uri] = arrow_merge.published_rows(table, value, len(staged.files) + n, replaced, spec,
+                                                            rows if spec.primary_key else None)  # fmt: skip
+        tables.append(ranked)
     losers = arrow_merge.Losers()
     if spec.primary_key:
         losers = arrow_merge.rank(arrow_merge.concat(tables, spec), spec, files, set(staged.files))

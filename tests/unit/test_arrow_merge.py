@@ -147,22 +147,25 @@ def staged_keys(tmp_path: Path, rows: list[tuple[str, str, int]]) -> pa.Table:
     return am.read_parquet(LocalStorage(tmp_path), "s3://staging/keys.parquet")
 
 
-def test_fast_rows__keeps_the_rows_of_its_pieces_and_places_them_by_file(tmp_path):
+def test_fast_rows__keeps_the_rows_of_its_suspect_blocks_and_places_them_by_file_and_block(tmp_path):
     table = staged_keys(tmp_path, [("o1", "s3://c/f", 0), ("o2", "s3://c/f", 1), ("o3", "s3://c/h", 0),
                                    ("o4", "s3://c/h", 1)])  # fmt: skip
     files = ["s3://p/g", "s3://c/f", "s3://c/h"]
-    picked = am.fast_rows(table, [("s3://c/f", 1, 1), ("s3://c/h", 0, 1)], files, SPEC)
+    blocks = [(5, 1), (6, 2), (7, 1)]  # the file's blocks in the order written: (block, rows)
+    picked = am.fast_rows(table, blocks, {6}, files, SPEC)
     assert picked.schema == am.ranked_schema(SPEC)
-    assert picked.select(["order_id", am.FILE, am.CURATED_ROW, am.VALUE]).to_pylist() == [
-        {"order_id": "o2", am.FILE: 1, am.CURATED_ROW: 1, am.VALUE: "d"},
-        {"order_id": "o3", am.FILE: 2, am.CURATED_ROW: 0, am.VALUE: "d"}]  # fmt: skip
-    assert am.fast_rows(table, None, files, SPEC).num_rows == 4
+    assert picked.select(["order_id", am.FILE, am.CURATED_ROW, am.BLOCK, am.VALUE]).to_pylist() == [
+        {"order_id": "o2", am.FILE: 1, am.CURATED_ROW: 1, am.BLOCK: 6, am.VALUE: "d"},
+        {"order_id": "o3", am.FILE: 2, am.CURATED_ROW: 0, am.BLOCK: 6, am.VALUE: "d"}]  # fmt: skip
+    assert am.fast_rows(table, blocks, None, files, SPEC).column(am.BLOCK).to_pylist() == [5, 6, 6, 7]
+    with pytest.raises(RuntimeError, match="staged keys hold 4 rows, but their blocks placed 3"):
+        am.fast_rows(table, [(5, 1), (6, 2)], None, files, SPEC)
 
 
 def test_fast_rows__keys_of_a_file_the_run_did_not_write_fail(tmp_path):
     table = staged_keys(tmp_path, [("o1", "s3://c/f", 0), ("o2", "s3://c/x", 0)])
     with pytest.raises(RuntimeError, match=r"staged keys name curated files the run did not write: \['s3://c/x'\]"):
-        am.fast_rows(table, None, ["s3://c/f"], SPEC)
+        am.fast_rows(table, [(0, 2)], None, ["s3://c/f"], SPEC)
 
 
 def test_published_rows__leaves_out_the_rows_of_objects_the_batch_reads_again():
@@ -173,3 +176,93 @@ def test_published_rows__leaves_out_the_rows_of_objects_the_batch_reads_again():
     assert gone == [0, 2]
     assert ranked_rows.select(["order_id", am.FILE, am.CURATED_ROW, am.VALUE]).to_pylist() == [
         {"order_id": "o2", am.FILE: 7, am.CURATED_ROW: 1, am.VALUE: "d"}]  # fmt: skip
+
+
+def batch_rows(rows: list[tuple]) -> pa.Table:
+    """Batch rows to narrow: (partition value, order id, block (None: a slow line's row)), in `ranked_schema`."""
+    schema = am.ranked_schema(SPEC)
+    columns = {am.VALUE: [r[0] for r in rows], "order_id": [r[1] for r in rows], am.BLOCK: [r[2] for r in rows],
+               am.LINE: list(range(len(rows)))}  # fmt: skip
+    return pa.table({f.name: pa.array(columns.get(f.name, [None] * len(rows)), f.type) for f in schema}, schema=schema)
+
+
+def published_keys(ids: list[str | None]) -> pa.Table:
+    return pa.table({"order_id": pa.array(ids, pa.string()),
+                     "updated_at": pa.array([None] * len(ids), pa.timestamp("ns")),
+                     am.SOURCE_OBJECT: pa.array(["s3://r/p"] * len(ids)).dictionary_encode()})  # fmt: skip
+
+
+def test_narrowed__keeps_the_rows_within_the_published_range_and_the_blocks_whose_rest_overlaps():
+    """A block that updates a published file brings its new keys along: those are ranked only when another block
+    (or a slow line) has a key in their range."""
+    published = [("d", published_keys([f"o{n}" for n in range(100, 200)]))]
+    rows = ([("d", f"o{n}", 0) for n in range(300, 310)] + [("d", "o150", 0)]      # updates o150, new keys o30x
+            + [("d", f"o{n}", 1) for n in range(310, 320)] + [("d", "o160", 1)]  # updates o160, new keys o31x
+            + [("d", "o500", 2), ("d", "o505", 2)]                                # new keys, within no other range
+            + [("e", "o150", 3)])  # fmt: skip                                    # another partition: no file there
+    kept = am.narrowed(batch_rows(rows), published, SPEC)
+    assert sorted(kept.column("order_id").to_pylist()) == ["o150", "o160"]
+    # a block whose new keys reach into another's range (o305) ranks both blocks' new keys
+    kept = am.narrowed(batch_rows([*rows, ("d", "o305", 4)]), published, SPEC)
+    assert sorted(kept.column(am.BLOCK).to_pylist()) == [0] * 11 + [1, 4]
+    # a slow line's row is always kept, and its key reaches into block 1's range
+    kept = am.narrowed(batch_rows([*rows, ("d", "o315", None)]), published, SPEC)
+    expected = ["o150", "o160", "o315"] + [f"o{n}" for n in range(310, 320)]
+    assert sorted(kept.column("order_id").to_pylist()) == sorted(expected)
+
+
+def test_narrowed__a_null_key_keeps_every_row():
+    published = [("d", published_keys(["o1", "o2"]))]
+    rows = [("d", "o1", 0), ("d", "o7", 1), ("d", "o9", 2)]
+    assert am.narrowed(batch_rows([*rows, ("d", None, None)]), published, SPEC).num_rows == 4
+    with_null = [("d", published_keys(["o1", None]))]  # a published file's null key: its whole value is in range
+    assert sorted(am.narrowed(batch_rows(rows), with_null, SPEC).column("order_id").to_pylist()) == ["o1", "o7", "o9"]
+    assert am.narrowed(batch_rows(rows), published, SPEC).column("order_id").to_pylist() == ["o1"]
+
+
+def test_published_rows__with_the_batch_keeps_the_rows_whose_key_it_holds():
+    table = published_keys(["o1", "o2", "o3", "o4"])
+    ranked_rows, gone = am.published_rows(table, "d", 3, set(), SPEC, batch_rows([("d", "o3", 0), ("e", "o2", 1)]))
+    assert gone == [] and ranked_rows.select(["order_id", am.CURATED_ROW]).to_pylist() == [
+        {"order_id": "o3", am.CURATED_ROW: 2}]  # fmt: skip
+    # a null key on either side: every row is ranked
+    assert am.published_rows(table, "d", 3, set(), SPEC, batch_rows([("d", None, 0)]))[0].num_rows == 4
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_narrowed_ranking__finds_the_losers_the_whole_ranking_finds(seed):
+    """Random batches (blocks of distinct keys, slow rows with repeats) against published files of distinct keys:
+    ranking the narrowed rows finds the same losers as ranking every row."""
+    rng = random.Random(seed)
+    files = [f"s3://p/{n}" for n in range(3)] + [f"s3://c/{n}" for n in range(4)]
+    published, taken = [], set()
+    for _ in range(3):
+        value = rng.choice("de")
+        ids = sorted({f"o{rng.randint(100, 250):04d}" for _ in range(40)} - {k for v, k in taken if v == value})
+        taken |= {(value, k) for k in ids}
+        published.append((value, published_keys(ids)))
+    rows = []
+    for block in range(6):  # new keys somewhere, and an update of a published key
+        value, low = rng.choice("de"), rng.choice([300, 320, 500, 700, 900])  # some blocks overlap
+        ids = {f"o{rng.randint(low, low + 30):04d}" for _ in range(15)} | {f"o{rng.randint(100, 250):04d}"}
+        rows += [{am.VALUE: value, "order_id": k, am.BLOCK: block, am.FILE: 3 + block % 4,
+                  am.CURATED_ROW: block * 100 + i}
+                 for i, k in enumerate(sorted(ids))]  # fmt: skip
+    copied = rng.choice([r for r in rows if r["order_id"] >= "o0300"])  # a slow line updating a block's new key
+    rows += [{am.VALUE: copied[am.VALUE], "order_id": copied["order_id"]},
+             {am.VALUE: rng.choice("de"), "order_id": f"o{rng.randint(0, 1000):04d}"}]  # fmt: skip
+    schema = am.ranked_schema(SPEC)
+    batch = pa.table({f.name: pa.array([r.get(f.name) for r in rows], f.type) for f in schema}, schema=schema)
+    batch = batch.set_column(schema.get_field_index(am.LINE), am.LINE, pa.array(range(batch.num_rows), pa.int64()))
+    batch = batch.set_column(schema.get_field_index(am.SOURCE_OBJECT), am.SOURCE_OBJECT,
+                             pa.array(["s3://r/b"] * batch.num_rows).dictionary_encode())  # fmt: skip
+    whole = [batch] + [am.published_rows(t, v, n, set(), SPEC)[0] for n, (v, t) in enumerate(published)]
+    narrow = am.narrowed(batch, published, SPEC)
+    assert narrow.num_rows < batch.num_rows
+    few = [narrow] + [am.published_rows(t, v, n, set(), SPEC, narrow)[0] for n, (v, t) in enumerate(published)]
+    expected = am.rank(am.concat(whole, SPEC), SPEC, files, set(files[3:]))
+    assert expected.duplicates
+    got = am.rank(am.concat(few, SPEC), SPEC, files, set(files[3:]))
+    assert got.duplicates == expected.duplicates and sorted(got.slow) == sorted(expected.slow)
+    assert {f: sorted(p) for f, p in got.fast.items()} == {f: sorted(p) for f, p in expected.fast.items()}
+    assert {f: sorted(p) for f, p in got.published.items()} == {f: sorted(p) for f, p in expected.published.items()}
