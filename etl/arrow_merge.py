@@ -119,7 +119,7 @@ def narrowed(batch: Any, published: list[tuple[str, Any]], spec: DatasetSpec) ->
     row of the batch: the rows whose first key column lies within the published files' range of their partition
     value, the slow lines' rows, and the rows outside it of the blocks whose range there overlaps another block's or
     the slow rows' (etl/key_ranges.py). Two rows of one key are both within a range or both outside it. A batch
-    whose key has a null keeps every row.
+    whose key has a null keeps every row (a null equals a null, which no range holds).
 
     Why: a batch that updates a few rows of a published file brings its new keys in the same blocks, so every
     block overlaps the file and every row was ranked: 800k rows for bench/incremental.py's 400k-row batch, whose
@@ -136,23 +136,22 @@ def narrowed(batch: Any, published: list[tuple[str, Any]], spec: DatasetSpec) ->
     for value, table in published:
         columns.setdefault(value, []).extend(table.column(first).cast(kind).chunks)
     keep = pc.is_null(batch.column(BLOCK)).to_numpy(zero_copy_only=False)  # the slow lines' rows
+    span = pc.min_max(values)  # most batches hold one partition value: then no row's value is compared
+    only = span["min"].as_py() if span["min"].as_py() == span["max"].as_py() else None
     for value, chunks in columns.items():
-        column = pa.chunked_array(chunks, kind)
-        of_value = pc.equal(values, pa.scalar(value, pa.string()))
-        if column.null_count:
-            within = of_value
-        elif len(column):
-            bounds = pc.min_max(column)
-            within = pc.and_(of_value, pc.and_(pc.greater_equal(keys, bounds["min"]),
-                                               pc.less_equal(keys, bounds["max"])))  # fmt: skip
-        else:
+        bounds = pc.min_max(pa.chunked_array(chunks, kind))  # a published null key equals no key of the batch
+        if (only is not None and only != value) or not bounds["min"].is_valid:
             continue
+        within = pc.and_(pc.greater_equal(keys, bounds["min"]), pc.less_equal(keys, bounds["max"]))
+        if only is None:
+            within = pc.and_(pc.equal(values, pa.scalar(value, pa.string())), within)
         keep |= within.to_numpy(zero_copy_only=False)
-    outside = batch.filter(pa.array(~keep))
-    if not outside.num_rows:
+    if keep.all():
         return batch
-    tails = outside.group_by(BLOCK).aggregate([(first, "min"), (first, "max"), (VALUE, "min")])
-    pieces = [Piece(row[f"{VALUE}_min"], {first: (row[f"{first}_min"], row[f"{first}_max"])})
+    outside = batch.select([BLOCK, first, VALUE] if only is None else [BLOCK, first]).filter(pa.array(~keep))
+    tails = outside.group_by(BLOCK).aggregate([(first, "min"), (first, "max")]
+                                              + ([(VALUE, "min")] if only is None else []))  # fmt: skip
+    pieces = [Piece(row.get(f"{VALUE}_min", only), {first: (row[f"{first}_min"], row[f"{first}_max"])})
               for row in tails.to_pylist()]  # fmt: skip
     slow = batch.filter(pc.is_null(batch.column(BLOCK)))
     if slow.num_rows:
@@ -175,7 +174,7 @@ def published_rows(table: Any, value: str, file: int, replaced: set[str], spec: 
     `file` in the ranking's list of files), and the positions of its rows of objects the batch re-reads (left out of
     the ranking: the batch's rows of those objects replace them). With `batch` (the batch's rows that may share a
     key, `narrowed`), only the rows whose key one of them holds: a published snapshot holds a key once, so any
-    other row keeps it. A null key on either side keeps every row."""
+    other row keeps it. A batch with a null key keeps every row (a join matches no null)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -188,7 +187,7 @@ def published_rows(table: Any, value: str, file: int, replaced: set[str], spec: 
         gone = positions.filter(hit).to_pylist()
         table = table.filter(pc.invert(hit))
     keys = list(spec.primary_key)
-    if batch is not None and keys and not any(table.column(k).null_count or batch.column(k).null_count for k in keys):
+    if batch is not None and keys and not any(batch.column(k).null_count for k in keys):
         schema = ranked_schema(spec)
         mine = batch.filter(pc.equal(batch.column(VALUE), pa.scalar(value, pa.string()))).select(keys)
         probe = pa.table([table.column(k).cast(schema.field(k).type) for k in keys]

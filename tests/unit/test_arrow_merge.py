@@ -215,9 +215,9 @@ def test_narrowed__a_null_key_keeps_every_row():
     published = [("d", published_keys(["o1", "o2"]))]
     rows = [("d", "o1", 0), ("d", "o7", 1), ("d", "o9", 2)]
     assert am.narrowed(batch_rows([*rows, ("d", None, None)]), published, SPEC).num_rows == 4
-    with_null = [("d", published_keys(["o1", None]))]  # a published file's null key: its whole value is in range
-    assert sorted(am.narrowed(batch_rows(rows), with_null, SPEC).column("order_id").to_pylist()) == ["o1", "o7", "o9"]
     assert am.narrowed(batch_rows(rows), published, SPEC).column("order_id").to_pylist() == ["o1"]
+    with_null = [("d", published_keys(["o1", None]))]  # a published null key equals none of the batch's keys
+    assert am.narrowed(batch_rows(rows), with_null, SPEC).column("order_id").to_pylist() == ["o1"]
 
 
 def test_published_rows__with_the_batch_keeps_the_rows_whose_key_it_holds():
@@ -225,8 +225,11 @@ def test_published_rows__with_the_batch_keeps_the_rows_whose_key_it_holds():
     ranked_rows, gone = am.published_rows(table, "d", 3, set(), SPEC, batch_rows([("d", "o3", 0), ("e", "o2", 1)]))
     assert gone == [] and ranked_rows.select(["order_id", am.CURATED_ROW]).to_pylist() == [
         {"order_id": "o3", am.CURATED_ROW: 2}]  # fmt: skip
-    # a null key on either side: every row is ranked
+    # a null key in the batch: every row is ranked; a published null key, only when the batch has one
     assert am.published_rows(table, "d", 3, set(), SPEC, batch_rows([("d", None, 0)]))[0].num_rows == 4
+    with_null = published_keys(["o1", None])
+    assert am.published_rows(with_null, "d", 3, set(), SPEC, batch_rows([("d", "o1", 0)]))[0].num_rows == 1
+    assert am.published_rows(with_null, "d", 3, set(), SPEC, batch_rows([("d", None, 0)]))[0].num_rows == 2
 
 
 @pytest.mark.parametrize("seed", range(6))
