@@ -703,6 +703,28 @@ def test_run__batches_merged_onto_the_published_snapshot_equal_a_full_reprocessi
     assert {r.order_id: r.lake_run_id for r in incremental}["o3"] == "run-2"
 
 
+def test_run__new_keys_of_two_objects_that_update_the_snapshot_are_ranked_against_each_other(spark, tmp_path,
+                                                                                               repo_root):  # fmt: skip
+    """Both objects update o1 of the snapshot and bring new keys beyond its range (o5-o7): the ranking narrows
+    the batch to the rows within the snapshot's range (arrow_merge.narrowed), but o5 in both objects is still
+    ranked, because their blocks' new keys overlap there."""
+    o5 = "o5,c5,2026-11-24 13:00:00,placed,GBP,3.00,1,GB,2026-11-24 13:00:00\n"
+    o5_newer = "o5,c5,2026-11-24 13:00:00,shipped,GBP,3.00,1,GB,2026-11-24 15:00:00\n"
+    o6 = "o6,c6,2026-11-24 13:00:00,placed,GBP,4.00,1,GB,2026-11-24 13:00:00\n"
+    o7 = "o7,c7,2026-11-24 13:00:00,placed,GBP,5.00,1,GB,2026-11-24 13:00:00\n"
+    storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode(),
+                                              f"{PART}/b.csv": (HEADER + V2 + o5 + o7).encode(),
+                                              f"{PART}/d.csv": (HEADER + V2 + o5_newer + o6).encode()})  # fmt: skip
+    run_batch(spark, storage, tmp_path, "run-1", [f"{PART}/a.csv"], None)
+    second = run_batch(spark, storage, tmp_path, "run-2", [f"{PART}/b.csv", f"{PART}/d.csv"], snapshot("run-1"))
+    assert (second["output_rows"], second["duplicates_removed"]) == (5, 3)  # o1 twice older, o5 once
+    merged = {r.order_id: r.status for r in curated_rows(spark, tmp_path, run_id="run-2")}
+    assert merged == {"o1": "paid", "o2": "paid", "o5": "shipped", "o6": "placed", "o7": "placed"}
+    run({**job_args(run_id="full"), "manifest_uri": "none"}, storage, spark)
+    assert data_of(curated_rows(spark, tmp_path, run_id="run-2")) == data_of(
+        curated_rows(spark, tmp_path, run_id="full"))  # fmt: skip
+
+
 def test_run__the_same_batch_again_changes_nothing(spark, tmp_path, repo_root):
     storage = make_lake(tmp_path, repo_root, {f"{PART}/a.csv": (HEADER + V1 + ROW2).encode(),
                                               f"{PART}/b.csv": (HEADER + V2 + O3).encode()})  # fmt: skip
