@@ -190,8 +190,9 @@ def published_rows(table: Any, value: str, file: int, replaced: set[str], spec: 
     if batch is not None and keys and not any(batch.column(k).null_count for k in keys):
         schema = ranked_schema(spec)
         mine = batch.filter(pc.equal(batch.column(VALUE), pa.scalar(value, pa.string()))).select(keys)
-        probe = pa.table([table.column(k).cast(schema.field(k).type) for k in keys]
-                         + [pa.array(np.arange(table.num_rows, dtype=np.int64))], names=[*keys, "_index"])  # fmt: skip
+        index = positions if table.num_rows == len(positions) else pa.array(np.arange(table.num_rows, dtype=np.int64))
+        probe = pa.table([table.column(k).cast(schema.field(k).type) for k in keys] + [index],
+                         names=[*keys, "_index"])  # fmt: skip
         table = table.take(probe.join(mine, keys, join_type="left semi").column("_index"))
     table = (table.append_column(VALUE, pa.repeat(pa.scalar(value, pa.string()), table.num_rows))
              .append_column(FILE, pa.repeat(pa.scalar(file, pa.int32()), table.num_rows)))  # fmt: skip
@@ -256,6 +257,9 @@ def rank(table: Any, spec: DatasetSpec, files: list[str], fast_files: set[str]) 
     are (the fast rows' files are `fast_files`). Their count per partition
     value must equal the key columns' own count of repeated versions, or the ranking lost or kept a row it should
     not have, and the run fails."""
+    import numpy as np
+    import pyarrow.compute as pc
+
     keys = [VALUE, *spec.primary_key]
     losers = Losers()
     if table.num_rows < 2:
@@ -268,15 +272,14 @@ def rank(table: Any, spec: DatasetSpec, files: list[str], fast_files: set[str]) 
         return losers
     order = [spec.deduplicate_by] if spec.deduplicate_by else []
     lost = losing_rows(table, keys, [*order, SOURCE_OBJECT, LINE, ROW_HASH], repeated)
-    found: dict[str, int] = {}
-    for row in lost.select([VALUE, SOURCE_OBJECT, LINE, FILE, CURATED_ROW]).to_pylist():
-        found[row[VALUE]] = found.get(row[VALUE], 0) + 1
-        if row[FILE] is None:
-            losers.slow.append((row[SOURCE_OBJECT], row[LINE]))
-        elif files[row[FILE]] in fast_files:
-            losers.fast.setdefault(files[row[FILE]], []).append(row[CURATED_ROW])
-        else:
-            losers.published.setdefault(files[row[FILE]], []).append(row[CURATED_ROW])
+    found = {row["values"]: row["counts"] for row in pc.value_counts(lost.column(VALUE)).to_pylist()}
+    where = pc.fill_null(lost.column(FILE), -1).to_numpy(zero_copy_only=False)
+    positions = pc.fill_null(lost.column(CURATED_ROW), -1).to_numpy(zero_copy_only=False)
+    for number in np.unique(where[where >= 0]).tolist():
+        kind = losers.fast if files[number] in fast_files else losers.published
+        kind.setdefault(files[number], []).extend(positions[where == number].tolist())
+    slow = lost.filter(pc.is_null(lost.column(FILE)))
+    losers.slow = list(zip(slow.column(SOURCE_OBJECT).to_pylist(), slow.column(LINE).to_pylist(), strict=True))
     if found != losers.duplicates:
         raise RuntimeError(f"the merge's ranking removed {found} rows, but the key columns count {losers.duplicates} "
                            f"older versions")  # fmt: skip

@@ -35,6 +35,7 @@ from etl import arrow_merge, arrow_write, fast_csv, key_ranges
 from etl import snapshot as snap
 from etl import transforms as tf
 from etl.batch import Batch, read_manifest
+from etl.footers import Footer
 from etl.lineage import LineageDataset, LineageEmitter
 from etl.readers import list_partition_objects, parse_partitions
 from etl.spec import DatasetSpec, load_deployed_dataset
@@ -162,14 +163,14 @@ def _run(
             merged, snapshots = _merge(tf.valid_rows(rows), row_counts, batch, spec, storage, spark,
                                        args["staging_uri"], staged)  # fmt: skip
         cached += merged.cached
-        duplicates = dict(merged.duplicates)
+        duplicates = _duplicates(merged, staged)
+        copied_while_writing: dict[str, dict[str, Footer]] = {}
         with clock.stage("write_candidate"):
             if staged is None:
                 _write_candidate(merged.rows, batch_rows, snapshots, args, spec, partitions, storage, spark)
             else:
-                _complete_fast_candidate(merged, staged, batch_rows, snapshots, args, spec, partitions, storage, spark)
-                for value, removed in staged.duplicates.items():
-                    duplicates[value] = duplicates.get(value, 0) + removed
+                copied_while_writing = _complete_fast_candidate(merged, staged, batch_rows, snapshots, args, spec,
+                                                                partitions, storage, spark)  # fmt: skip
     finally:
         for frame in cached:
             frame.unpersist()
@@ -186,7 +187,10 @@ def _run(
         with clock.stage("compact"):
             snap.compact(spark, storage, snapshot, output)
         with clock.stage("copy_untouched"):
-            copied = snap.copy_untouched(storage, snapshot, output)
+            if partition in copied_while_writing:
+                copied = copied_while_writing[partition]
+            else:
+                copied = snap.copy_untouched(storage, snapshot, output)
         index_uri = snap.footer_index_uri(args["staging_uri"], spec, partition, output)
         with clock.stage("index_footers"):
             footers = snap.index_written_folder(spark, storage, spec, output, index_uri, copied)
@@ -293,6 +297,14 @@ def _merge(valid: Any, counts: tf.RowCounts, batch: Batch, spec: DatasetSpec, st
     return Merge(merged.rows, merged.duplicates, merged.cached, None, merged), snapshots
 
 
+def _duplicates(merge: Merge, staged: fast_csv.Staged | None) -> dict[str, int]:
+    """Per partition value the rows that lost their key: in the merge, and (fast path) within the tasks' blocks."""
+    duplicates = dict(merge.duplicates)
+    for value, removed in (staged.duplicates if staged else {}).items():
+        duplicates[value] = duplicates.get(value, 0) + removed
+    return duplicates
+
+
 def _arrow_ranking(valid: Any, staged: fast_csv.Staged, snapshots: dict[str, snap.Snapshot], batch: Batch,
                    spec: DatasetSpec, storage: Storage) -> arrow_merge.Losers | None:  # fmt: skip
     """The losers of the batch's merge as Arrow ranks them on the driver (etl/arrow_merge.py), or None when the rows
@@ -349,11 +361,15 @@ def _arrow_ranking(valid: Any, staged: fast_csv.Staged, snapshots: dict[str, sna
     if spec.primary_key:
         keyed = [(value, table) for (value, _), table in zip(touched, published, strict=True)]
         rows = arrow_merge.narrowed(rows, keyed, spec)
-    tables, gone = [rows], {}
-    for n, ((value, file), table) in enumerate(zip(touched, published, strict=True)):
-        ranked, gone[file.uri] = arrow_merge.published_rows(table, value, len(staged.files) + n, replaced, spec,
-                                                            rows if spec.primary_key else None)  # fmt: skip
-        tables.append(ranked)
+
+    def published_rows(n: int) -> tuple[Any, list[int]]:
+        return arrow_merge.published_rows(published[n], touched[n][0], len(staged.files) + n, replaced, spec,
+                                          rows if spec.primary_key else None)  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=snap.COPY_THREADS) as pool:  # the semi joins release the GIL too
+        ranked = list(pool.map(published_rows, range(len(touched))))
+    tables = [rows] + [table for table, _ in ranked]
+    gone = {file.uri: positions for (_, file), (_, positions) in zip(touched, ranked, strict=True)}
     losers = arrow_merge.Losers()
     if spec.primary_key:
         losers = arrow_merge.rank(arrow_merge.concat(tables, spec), spec, files, set(staged.files))
@@ -407,27 +423,36 @@ def _inspect_in_tasks(spark: Any, storage: Storage, spec: DatasetSpec) -> Any:
 
 def _complete_fast_candidate(merge: Merge, staged: fast_csv.Staged, batch_rows: int,
                              snapshots: dict[str, snap.Snapshot], args: dict[str, str], spec: DatasetSpec,
-                             partitions: list[str], storage: Storage, spark: Any) -> None:  # fmt: skip
+                             partitions: list[str], storage: Storage,
+                             spark: Any) -> dict[str, dict[str, Footer]]:  # fmt: skip
     """The fast rows are in their files already (etl/arrow_write.py). Spark adds the slow lines' rows that won (and,
     when Spark merged, the rows carried from the touched published files); the files that hold a row that lost its
     key are rewritten without it (and, when Arrow ranked, the touched published files are rewritten into the
-    candidate folder without theirs). A folder left without rows gets an empty file with the schema."""
+    candidate folder without theirs). Meanwhile the untouched published files are copied in (Spark only appends
+    here, so nothing deletes them); returns their footers per partition (`snap.copy_untouched`). A folder left
+    without rows gets an empty file with the schema."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from pyspark.sql import functions as F
 
     folders = {p: tf.curated_partition_uri(args["curated_uri"], spec, p, args["run_id"]) for p in partitions}
-    if merge.losers is None:
-        rest = merge.rows.where(F.col(tf.CURATED_FILE).isNull())
-        _write_candidate(rest, batch_rows - staged.fast_rows, snapshots, args, spec, partitions, storage, spark,
-                         append=True)  # fmt: skip
-        _drop_fast_losers(merge.spark, staged, spec, storage, spark)
-    else:
-        if merge.rows is not None:
-            slow_rows = staged.slow_counts.valid_rows() if staged.slow_counts else 0
-            _write_candidate(merge.rows, slow_rows, {}, args, spec, partitions, storage, spark, append=True)
-        _rewrite_without_losers(merge.losers, staged, snapshots, folders, storage, spark)
+    with ThreadPoolExecutor(max_workers=1) as copier:  # the copies wait on S3, the rewrites on the CPU
+        copies = copier.submit(lambda: {p: snap.copy_untouched(storage, s, folders[p]) for p, s in snapshots.items()})
+        if merge.losers is None:
+            rest = merge.rows.where(F.col(tf.CURATED_FILE).isNull())
+            _write_candidate(rest, batch_rows - staged.fast_rows, snapshots, args, spec, partitions, storage, spark,
+                             append=True)  # fmt: skip
+            _drop_fast_losers(merge.spark, staged, spec, storage, spark)
+        else:
+            if merge.rows is not None:
+                slow_rows = staged.slow_counts.valid_rows() if staged.slow_counts else 0
+                _write_candidate(merge.rows, slow_rows, {}, args, spec, partitions, storage, spark, append=True)
+            _rewrite_without_losers(merge.losers, staged, snapshots, folders, storage, spark)
+        copied = copies.result()
     for folder in folders.values():
         if not snap.data_files(storage, folder):
             tf.write_empty(spark, tf.curated_schema(spec), storage.spark_path(folder), "parquet")
+    return copied
 
 
 # The names of the files the fast path writes (and of their rewrites, which keep the name's stem).
