@@ -3,10 +3,11 @@
 Why: the batch's fast rows are in their curated files already, and so are the published rows it may update. What
 the merge has to find is which rows lose their key, and that needs only the key columns of the rows that may share a
 key (etl/key_ranges.py): the fast rows of overlapping blocks, the slow lines' rows, and the rows of the published
-files the batch touches (etl/snapshot.py). A few hundred thousand of those are ranked here in a fraction of a second,
-where Spark spent about two seconds in the jobs of a shuffle, and a file is then rewritten without its losers by Arrow
-(etl/arrow_write.py) instead of Spark reading every carried row to write it again (bench/incremental.py). Above
-`MAX_ROWS` rows the run merges with Spark instead (etl/transforms.py::merge_batch).
+files the batch touches (etl/snapshot.py), narrowed by their keys (`narrowed`, `published_rows`). Those are ranked
+here in a fraction of a second, where Spark spent about two seconds in the jobs of a shuffle, and a file is then
+rewritten without its losers by Arrow (etl/arrow_write.py) instead of Spark reading every carried row to write it
+again (bench/incremental.py). Above `MAX_ROWS` rows the run merges with Spark instead
+(etl/transforms.py::merge_batch).
 
 The ranking is the one of `etl.transforms.deduplicate`: per (partition, primary key) the greatest `deduplicate_by`
 (a null loses), then source object, then line number, then raw-line hash (a null loses). Strings compare by their
