@@ -86,11 +86,12 @@ def read_parquet(storage: Any, uri: str, columns: list[str] | None = None) -> An
                              read_dictionary=[CURATED_FILE, SOURCE_OBJECT])  # fmt: skip
 
 
-def fast_rows(table: Any, blocks: list[tuple[int, int]], suspects: set[int] | None, files: list[str],
+def fast_rows(table: Any, blocks: list[tuple[int, int, str, int]], suspects: set[int] | None, files: list[str],
               spec: DatasetSpec) -> Any:  # fmt: skip
     """A staged keys file's rows (etl/fast_csv.py::keys_schema, as `read_parquet` reads it) in `ranked_schema`: those
     of its blocks in `suspects`, or all of them (None). `blocks` are the file's blocks in the order their rows were
-    written: (position in the run's list of blocks, rows). Their curated files must be in `files`."""
+    written: (position in the run's list of blocks, rows, curated file and position of its first row); a block whose
+    first row is not there fails. Their curated files must be in `files`."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -104,11 +105,18 @@ def fast_rows(table: Any, blocks: list[tuple[int, int]], suspects: set[int] | No
             raise RuntimeError(f"staged keys name curated files the run did not write: {unknown[:3]}")
         positions = pa.array([index[uri] for uri in names], pa.int32())
         chunks.append(positions.take(chunk.indices))
-    if sum(rows for _, rows in blocks) != table.num_rows:
-        raise RuntimeError(f"staged keys hold {table.num_rows} rows, but their blocks placed "
-                           f"{sum(rows for _, rows in blocks)}")  # fmt: skip
-    numbers = np.repeat(np.array([n for n, _ in blocks], dtype=np.int32), [rows for _, rows in blocks])
-    table = table.append_column(FILE, pa.chunked_array(chunks, pa.int32())).append_column(BLOCK, pa.array(numbers))
+    counts = [rows for _, rows, _, _ in blocks]
+    if sum(counts) != table.num_rows:
+        raise RuntimeError(f"staged keys hold {table.num_rows} rows, but their blocks placed {sum(counts)}")
+    table = table.append_column(FILE, pa.chunked_array(chunks, pa.int32()))
+    starts = np.cumsum([0, *counts[:-1]], dtype=np.int64)
+    firsts = table.select([FILE, CURATED_ROW]).take(pa.array(starts)).to_pylist() if blocks else []
+    for (n, _, uri, position), row in zip(blocks, firsts, strict=True):
+        if (row[FILE], row[CURATED_ROW]) != (index[uri], position):
+            raise RuntimeError(f"staged keys are not in the order of their blocks: block {n} starts at {uri} row "
+                               f"{position}, its rows at {files[row[FILE]]} row {row[CURATED_ROW]}")  # fmt: skip
+    numbers = np.repeat(np.array([n for n, *_ in blocks], dtype=np.int32), counts)
+    table = table.append_column(BLOCK, pa.array(numbers))
     if suspects is not None:
         table = table.filter(pc.is_in(table.column(BLOCK), value_set=pa.array(sorted(suspects), pa.int32())))
     return conform(table.append_column(VALUE, table.column(spec.partition_key)), spec)

@@ -334,13 +334,13 @@ def _arrow_ranking(valid: Any, staged: fast_csv.Staged, snapshots: dict[str, sna
     to_rank = fast_rows + slow_rows + sum(f.footer.rows for _, f in touched) if spec.primary_key else 0
     if to_rank > arrow_merge.MAX_ROWS or slow_rows > arrow_merge.MAX_COLLECTED_ROWS:
         return None
-    in_file: dict[str, list[tuple[int, int]]] = {}  # keys file -> its blocks in the order written, and their rows
+    in_file: dict[str, list[tuple[int, int, str, int]]] = {}  # keys file -> its blocks in the order written
     for i, (_, _, placed, uri) in enumerate(staged.blocks):
-        in_file.setdefault(uri, []).append((i, sum(count for _, _, count in placed)))
+        in_file.setdefault(uri, []).append((i, sum(count for _, _, count in placed), placed[0][0], placed[0][1]))
     suspect = set(suspects)
     keys: dict[str, set[int] | None] = {}  # a keys file whose every block is a suspect is read whole
     for uri, blocks in in_file.items():
-        mine = {i for i, _ in blocks if i in suspect}
+        mine = {i for i, *_ in blocks if i in suspect}
         if mine:
             keys[uri] = None if len(mine) == len(blocks) else mine
     replaced = set(batch.replaced_sources)

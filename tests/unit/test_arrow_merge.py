@@ -151,7 +151,8 @@ def test_fast_rows__keeps_the_rows_of_its_suspect_blocks_and_places_them_by_file
     table = staged_keys(tmp_path, [("o1", "s3://c/f", 0), ("o2", "s3://c/f", 1), ("o3", "s3://c/h", 0),
                                    ("o4", "s3://c/h", 1)])  # fmt: skip
     files = ["s3://p/g", "s3://c/f", "s3://c/h"]
-    blocks = [(5, 1), (6, 2), (7, 1)]  # the file's blocks in the order written: (block, rows)
+    # the file's blocks in the order written: (block, rows, curated file and position of the first)
+    blocks = [(5, 1, "s3://c/f", 0), (6, 2, "s3://c/f", 1), (7, 1, "s3://c/h", 1)]
     picked = am.fast_rows(table, blocks, {6}, files, SPEC)
     assert picked.schema == am.ranked_schema(SPEC)
     assert picked.select(["order_id", am.FILE, am.CURATED_ROW, am.BLOCK, am.VALUE]).to_pylist() == [
@@ -159,13 +160,17 @@ def test_fast_rows__keeps_the_rows_of_its_suspect_blocks_and_places_them_by_file
         {"order_id": "o3", am.FILE: 2, am.CURATED_ROW: 0, am.BLOCK: 6, am.VALUE: "d"}]  # fmt: skip
     assert am.fast_rows(table, blocks, None, files, SPEC).column(am.BLOCK).to_pylist() == [5, 6, 6, 7]
     with pytest.raises(RuntimeError, match="staged keys hold 4 rows, but their blocks placed 3"):
-        am.fast_rows(table, [(5, 1), (6, 2)], None, files, SPEC)
+        am.fast_rows(table, blocks[:2], None, files, SPEC)
+    shifted = [(5, 1, "s3://c/f", 0), (6, 2, "s3://c/f", 1), (7, 1, "s3://c/h", 0)]  # as many rows, not where
+    with pytest.raises(RuntimeError, match=r"staged keys are not in the order of their blocks: block 7 starts at "
+                                           r"s3://c/h row 0, its rows at s3://c/h row 1"):  # fmt: skip
+        am.fast_rows(table, shifted, None, files, SPEC)
 
 
 def test_fast_rows__keys_of_a_file_the_run_did_not_write_fail(tmp_path):
     table = staged_keys(tmp_path, [("o1", "s3://c/f", 0), ("o2", "s3://c/x", 0)])
     with pytest.raises(RuntimeError, match=r"staged keys name curated files the run did not write: \['s3://c/x'\]"):
-        am.fast_rows(table, [(0, 2)], None, ["s3://c/f"], SPEC)
+        am.fast_rows(table, [(0, 2, "s3://c/f", 0)], None, ["s3://c/f"], SPEC)
 
 
 def test_published_rows__leaves_out_the_rows_of_objects_the_batch_reads_again():
