@@ -144,7 +144,8 @@ def narrowed(batch: Any, published: list[tuple[str, Any]], spec: DatasetSpec) ->
     columns: dict[str, list[Any]] = {}
     for value, table in published:
         columns.setdefault(value, []).extend(table.column(first).cast(kind).chunks)
-    keep = pc.is_null(batch.column(BLOCK)).to_numpy(zero_copy_only=False)  # the slow lines' rows
+    is_slow = pc.is_null(batch.column(BLOCK))  # the slow lines' rows, all kept
+    keep = is_slow.to_numpy(zero_copy_only=False)
     span = pc.min_max(values)  # most batches hold one partition value: then no row's value is compared
     only = span["min"].as_py() if span["min"].as_py() == span["max"].as_py() else None
     for value, chunks in columns.items():
@@ -162,7 +163,7 @@ def narrowed(batch: Any, published: list[tuple[str, Any]], spec: DatasetSpec) ->
                                               + ([(VALUE, "min")] if only is None else []))  # fmt: skip
     pieces = [Piece(row.get(f"{VALUE}_min", only), {first: (row[f"{first}_min"], row[f"{first}_max"])})
               for row in tails.to_pylist()]  # fmt: skip
-    slow = batch.filter(pc.is_null(batch.column(BLOCK)))
+    slow = batch.filter(is_slow)
     if slow.num_rows:
         ranges = slow.group_by(VALUE).aggregate([(first, "min"), (first, "max")])
         pieces += [Piece(row[VALUE], {first: (row[f"{first}_min"], row[f"{first}_max"])}) for row in ranges.to_pylist()]

@@ -330,13 +330,14 @@ def _arrow_ranking(valid: Any, staged: fast_csv.Staged, snapshots: dict[str, sna
                    for v, f in touched]  # fmt: skip
         suspects = sorted(i for i in key_ranges.overlapping(pieces, spec.primary_key[0]) if i < len(staged.blocks))
     slow_rows = sum(staged.slow_counts.valid_rows(v) for v in slow_values) if slow_values and spec.primary_key else 0
-    fast_rows = sum(count for i in suspects for _, _, count in staged.blocks[i][2])
+    block_rows = [sum(count for _, _, count in placed) for _, _, placed, _ in staged.blocks]
+    fast_rows = sum(block_rows[i] for i in suspects)
     to_rank = fast_rows + slow_rows + sum(f.footer.rows for _, f in touched) if spec.primary_key else 0
     if to_rank > arrow_merge.MAX_ROWS or slow_rows > arrow_merge.MAX_COLLECTED_ROWS:
         return None
     in_file: dict[str, list[tuple[int, int, str, int]]] = {}  # keys file -> its blocks in the order written
     for i, (_, _, placed, uri) in enumerate(staged.blocks):
-        in_file.setdefault(uri, []).append((i, sum(count for _, _, count in placed), placed[0][0], placed[0][1]))
+        in_file.setdefault(uri, []).append((i, block_rows[i], placed[0][0], placed[0][1]))
     suspect = set(suspects)
     keys: dict[str, set[int] | None] = {}  # a keys file whose every block is a suspect is read whole
     for uri, blocks in in_file.items():
